@@ -1,0 +1,67 @@
+"""Where data lives and which device to run on: the two settings every entry point shares."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+DATA_DIR_ENV = "MEDSSL_DATA_DIR"
+
+
+def default_cache_dir() -> Path:
+    """Folder for downloads and decoded caches when no data folder is named (``~/.cache/medssl-lab``)."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "medssl-lab"
+
+
+def data_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Folders searched for data files, in order: the argument, ``$MEDSSL_DATA_DIR``, the cache folder."""
+    dirs: list[Path] = []
+    for candidate in (data_dir, os.environ.get(DATA_DIR_ENV)):
+        if candidate:
+            dirs.append(Path(candidate).expanduser())
+    dirs.append(default_cache_dir())
+    unique: list[Path] = []
+    for d in dirs:
+        if d not in unique:
+            unique.append(d)
+    return unique
+
+
+def find_data_file(name: str, data_dir: str | os.PathLike | None = None) -> Path | None:
+    """First existing ``name`` among :func:`data_dirs`, or None."""
+    for folder in data_dirs(data_dir):
+        path = folder / name
+        if path.exists():
+            return path
+    return None
+
+
+def writable_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """Folder to write downloads and caches into: the first searched folder that is writable."""
+    for folder in data_dirs(data_dir):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(folder, os.W_OK):
+            return folder
+    raise PermissionError(f"none of {data_dirs(data_dir)} is writable; name a writable folder with {DATA_DIR_ENV}")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks cuda, then mps, then cpu; anything else is passed to :class:`torch.device`."""
+    if isinstance(device, torch.device):
+        return device
+    if device != "auto":
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r} requested but CUDA is not available; use device='auto' or 'cpu'")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")

@@ -1,0 +1,1 @@
+"""Data layer: MedMNIST, MedNIST, DICOM, image folders, synthetic phantoms and the pretraining pool."""
