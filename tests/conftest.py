@@ -1,0 +1,32 @@
+"""Shared fixtures. Real-data tests read the data folder from $MEDSSL_DATA_DIR.
+
+Without it they are skipped, unless $MEDSSL_REQUIRE_DATA=1 (as in CI), where a missing
+data folder is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real data folder (PneumoniaMNIST npz, MedNIST tar.gz)."""
+    value = os.environ.get("MEDSSL_DATA_DIR")
+    if not value or not Path(value).is_dir():
+        message = f"real data folder not set or missing (MEDSSL_DATA_DIR={value!r})"
+        if os.environ.get("MEDSSL_REQUIRE_DATA") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return Path(value)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep each test session's caches (decoded MedNIST, downloads) out of the user's home."""
+    if "MEDSSL_TEST_CACHE" not in os.environ:
+        os.environ["MEDSSL_TEST_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    monkeypatch.setenv("XDG_CACHE_HOME", os.environ["MEDSSL_TEST_CACHE"])
