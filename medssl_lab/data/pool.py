@@ -1,0 +1,103 @@
+"""The unlabelled pretraining pool: several sources at one size, every image tagged with modality and source.
+
+Images stay uint8 in memory (about 1 kB each at 32 px), so a batch is one indexing
+operation; balancing over modalities is a matter of sampling weights.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from medssl_lab.data.medmnist import load_medmnist, medmnist_subsets
+from medssl_lab.data.mednist import load_mednist
+from medssl_lab.data.types import ImageSet
+
+DEFAULT_SOURCES = ("mednist", "pneumoniamnist")
+
+
+def resize_uint8(images: np.ndarray, size: int, chunk: int = 2048) -> np.ndarray:
+    """Resize (N, H, W) uint8 images to ``size`` x ``size`` (antialiased bilinear), in chunks to bound memory."""
+    if images.shape[1:] == (size, size):
+        return images
+    out = np.empty((len(images), size, size), dtype=np.uint8)
+    for start in range(0, len(images), chunk):
+        block = torch.from_numpy(np.array(images[start : start + chunk])).unsqueeze(1)  # uint8 in, uint8 out
+        resized = F.interpolate(block, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        out[start : start + chunk] = resized.squeeze(1).numpy()
+    return out
+
+
+def _load_source(name: str, data_dir: str | os.PathLike | None) -> ImageSet:
+    if name == "mednist":
+        return load_mednist(data_dir).all
+    if name in medmnist_subsets():
+        return load_medmnist(name, data_dir=data_dir).train
+    raise ValueError(f"unknown pool source {name!r}; use 'mednist', a MedMNIST subset name or an ImageSet")
+
+
+def build_pool(
+    sources: Sequence[str | ImageSet] = DEFAULT_SOURCES,
+    size: int = 32,
+    data_dir: str | os.PathLike | None = None,
+) -> ImageSet:
+    """Concatenate ``sources`` at ``size`` px into one pool.
+
+    Args:
+        sources: ``"mednist"`` (all 58,954 images), MedMNIST subset names (their train
+            split, e.g. ``"pneumoniamnist"``), or ready :class:`ImageSet` objects.
+        size: common image size.
+        data_dir: data folder, as in the loaders.
+
+    Labels are kept as "<source>/<class>" tags for later analysis (clusters, UMAP);
+    pretraining never reads them.
+    """
+    sets = [s if isinstance(s, ImageSet) else _load_source(s, data_dir) for s in sources]
+    if not sets:
+        raise ValueError("build_pool needs at least one source")
+    tags: list[str] = []
+    labels = []
+    for part in sets:
+        src = str(part.source[0]) if len(part) else "unknown"
+        names = [f"{src}/{c}" for c in part.class_names]
+        tags += [n for n in names if n not in tags]
+        labels.append(np.array([tags.index(n) for n in names], dtype=np.int64)[part.labels[:, 0]])
+    return ImageSet(
+        images=np.concatenate([resize_uint8(p.images, size) for p in sets]),
+        labels=np.concatenate(labels),
+        class_names=tuple(tags),
+        task="unlabelled",
+        modality=np.concatenate([p.modality for p in sets]),
+        source=np.concatenate([p.source for p in sets]),
+    )
+
+
+def pool_summary(pool: ImageSet) -> list[tuple[str, str, int]]:
+    """(source, modality, count) rows, sorted, for printing what the pool holds."""
+    counts = Counter(zip(pool.source, pool.modality))
+    return sorted((str(s), str(m), n) for (s, m), n in counts.items())
+
+
+def balanced_weights(tags: np.ndarray) -> np.ndarray:
+    """Per-image sampling weights that give every tag (e.g. modality) the same total weight."""
+    values, inverse, counts = np.unique(tags.astype(str), return_inverse=True, return_counts=True)
+    weights = 1.0 / counts[inverse]
+    return weights / weights.sum()
+
+
+def epoch_batches(
+    n: int, batch_size: int, generator: torch.Generator, weights: np.ndarray | None = None, drop_last: bool = True
+) -> Iterator[torch.Tensor]:
+    """Index batches for one epoch: a permutation, or ``n`` weighted draws with replacement when balancing."""
+    if weights is None:
+        order = torch.randperm(n, generator=generator)
+    else:
+        order = torch.multinomial(torch.as_tensor(weights, dtype=torch.float64), n, replacement=True, generator=generator)
+    stop = n - n % batch_size if drop_last else n
+    for start in range(0, stop, batch_size):
+        yield order[start : start + batch_size]
