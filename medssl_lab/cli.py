@@ -1,0 +1,103 @@
+"""The ``medssl-lab`` command. Without a subcommand it runs ``data``: find the data and show the pool."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from medssl_lab.data.pool import DEFAULT_SOURCES, build_pool, pool_summary
+from medssl_lab.data.synthetic import make_phantoms
+from medssl_lab.data.types import ImageSet
+from medssl_lab.errors import DataError, MedsslError
+
+
+def load_pool_or_samples(data_dir: str | None, size: int, sources: tuple[str, ...] = DEFAULT_SOURCES) -> tuple[ImageSet, bool]:
+    """The real pool (data folder, else download); synthetic phantoms when neither works. Returns (pool, is_real)."""
+    try:
+        return build_pool(sources, size=size, data_dir=data_dir), True
+    except DataError as exc:
+        print(f"WARNING: real data unavailable: {exc}", file=sys.stderr)
+        print("WARNING: falling back to SYNTHETIC phantoms (not medical data) so that the demo runs.", file=sys.stderr)
+        ph = make_phantoms(512, size, seed=0)
+        n = len(ph.images)
+        return ImageSet(ph.images, ph.labels, ph.class_names, "multi-class", np.full(n, "CT (synthetic)", object), np.full(n, "phantoms", object)), False
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from medssl_lab.viz import plot_pool_overview
+
+    pool, real = load_pool_or_samples(args.data_dir, args.size)
+    print(f"Pretraining pool: {len(pool)} images at {args.size}x{args.size} px, {pool.images.nbytes / 1e6:.1f} MB as uint8")
+    print(f"{'source':<16}{'modality':<16}{'images':>8}")
+    for source, modality, count in pool_summary(pool):
+        print(f"{source:<16}{modality:<16}{count:>8}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    fig = plot_pool_overview(pool, title="pretraining pool" if real else "SYNTHETIC phantoms (real data unavailable)")
+    fig.savefig(out / "pool_overview.png", dpi=120, bbox_inches="tight")
+    print(f"wrote {out / 'pool_overview.png'}")
+    return 0
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from medssl_lab.pretrain import PretrainConfig, pretrain, setup_distributed
+
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("max_steps", args.max_steps), ("batch_size", args.batch_size),
+                                   ("method", args.method), ("device", args.device), ("seed", args.seed),
+                                   ("backbone", args.backbone)) if v is not None}
+    config = PretrainConfig.for_profile(args.profile, **overrides)
+    rank = setup_distributed(config.device)
+    pool, real = load_pool_or_samples(args.data_dir, config.image_size)
+    trainer = pretrain(config, pool, args.out, resume=not args.restart, progress=rank == 0)
+    if rank == 0:
+        last = trainer.history.rows[-1] if trainer.history.rows else {}
+        print(f"{'real pool' if real else 'SYNTHETIC phantoms'}: {len(trainer.pool)} images; {trainer.step} steps; "
+              f"loss {last.get('loss_avg', float('nan')):.3f} (ln K = {math.log(config.n_prototypes):.3f}); "
+              f"prototype usage {last.get('prototype_usage', float('nan')):.2f}")
+        print(f"checkpoint: {Path(args.out) / 'checkpoint.pt'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medssl-lab", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    data = sub.add_parser("data", help="find the data and show what the pretraining pool holds")
+    data.add_argument("--data-dir", default=None, help="folder with pneumoniamnist.npz and MedNIST.tar.gz (else $MEDSSL_DATA_DIR)")
+    data.add_argument("--size", type=int, default=32, help="pool image size in pixels")
+    data.add_argument("--out", default="outputs", help="folder for the overview plot")
+    data.set_defaults(func=cmd_data)
+
+    pre = sub.add_parser("pretrain", help="SwAV (or SimCLR) pretraining on the pool; torchrun for several processes")
+    pre.add_argument("--profile", choices=("smoke", "cpu", "gpu"), default="cpu")
+    pre.add_argument("--data-dir", default=None)
+    pre.add_argument("--out", default="outputs/pretrain", help="folder for checkpoint.pt and history.csv")
+    pre.add_argument("--epochs", type=int)
+    pre.add_argument("--max-steps", type=int)
+    pre.add_argument("--batch-size", type=int)
+    pre.add_argument("--method", choices=("swav", "simclr"))
+    pre.add_argument("--backbone")
+    pre.add_argument("--device")
+    pre.add_argument("--seed", type=int)
+    pre.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
+    pre.set_defaults(func=cmd_pretrain)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["data", *(argv if argv is not None else sys.argv[1:])])
+    try:
+        return args.func(args)
+    except MedsslError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

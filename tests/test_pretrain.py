@@ -1,0 +1,132 @@
+"""The pretraining engine: runs, checkpoints, exact resume, NaN and collapse stops, DDP, CLI."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from medssl_lab.cli import main
+from medssl_lab.data.synthetic import make_phantoms
+from medssl_lab.data.types import ImageSet
+from medssl_lab.errors import TrainingError
+from medssl_lab.pretrain import Pretrainer, PretrainConfig, load_checkpoint, load_pretrained, pretrain
+
+
+def phantom_pool(n: int = 128) -> ImageSet:
+    ph = make_phantoms(n, 32, seed=0)
+    return ImageSet(ph.images, ph.labels, ph.class_names, "multi-class", np.full(n, "CT", object), np.full(n, "phantoms", object))
+
+
+def tiny_config(**overrides) -> PretrainConfig:
+    base = dict(pool_limit=None, batch_size=32, epochs=2, log_every=1, checkpoint_every=100, device="cpu")
+    return PretrainConfig.for_profile("smoke", **{**base, **overrides})
+
+
+def test_smoke_run_writes_checkpoint_and_history(tmp_path: Path) -> None:
+    trainer = pretrain(tiny_config(), phantom_pool(), tmp_path, progress=False)
+    assert trainer.step == trainer.total_steps == 8
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["step"] == 8 and len(state["history"]) == 8
+    losses = trainer.history.column("loss")
+    assert np.isfinite(losses).all() and losses[-3:].mean() < losses[:3].mean()  # it learns something
+    assert (tmp_path / "history.csv").read_text().startswith("step,epoch,lr,loss")
+    norms = trainer.model.prototypes.weight.norm(dim=1)
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)  # normalised after each step
+    model, config = load_pretrained(tmp_path)
+    assert config.n_prototypes == 16 and not model.training
+    for a, b in zip(model.parameters(), trainer.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_resume_continues_exactly(tmp_path: Path) -> None:
+    pool = phantom_pool()
+    config = tiny_config(queue_length=64, queue_start_epoch=1)  # the queue's state must survive too
+    straight = Pretrainer(config, pool)
+    straight.fit(progress=False)
+    first = Pretrainer(config, pool, tmp_path)
+    first.fit(progress=False, stop_after=5)  # "interrupted" in epoch 1, mid-way
+    assert first.history.stopped == "paused" and load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 5
+    resumed = pretrain(config, pool, tmp_path, progress=False)
+    assert resumed.step == straight.step
+    for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    assert np.allclose(resumed.history.column("loss"), straight.history.column("loss"), atol=1e-6)
+
+
+def test_resume_refuses_other_model(tmp_path: Path) -> None:
+    pretrain(tiny_config(epochs=1), phantom_pool(), tmp_path, progress=False)
+    with pytest.raises(TrainingError, match="cannot resume: checkpoint has n_prototypes=16"):
+        pretrain(tiny_config(n_prototypes=8), phantom_pool(), tmp_path, progress=False)
+
+
+def test_nan_loss_stops_with_hint_and_keeps_checkpoint(tmp_path: Path) -> None:
+    trainer = Pretrainer(tiny_config(), phantom_pool(), tmp_path)
+    trainer.fit(progress=False, stop_after=2)
+    good = (tmp_path / "checkpoint.pt").read_bytes()
+    trainer.ssl_loss = lambda *a, **k: torch.tensor(float("nan"))
+    with pytest.raises(TrainingError, match="loss became nan at step 2.*lower lr"):
+        trainer.fit(progress=False)
+    assert (tmp_path / "checkpoint.pt").read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_collapse_detector_stops(tmp_path: Path) -> None:
+    trainer = Pretrainer(tiny_config(collapse_min_steps=0), phantom_pool(), tmp_path)
+    trainer.step = trainer.total_steps
+    with pytest.raises(TrainingError, match="possible collapse.*ln K"):
+        trainer._check_collapse({"loss_avg": math.log(16), "prototype_usage": 0.02})
+    assert trainer.history.stopped == "collapse"
+
+
+def test_corrupt_checkpoint(tmp_path: Path) -> None:
+    (tmp_path / "checkpoint.pt").write_bytes(b"garbage")
+    with pytest.raises(TrainingError, match="not a readable medssl-lab checkpoint"):
+        load_checkpoint(tmp_path / "checkpoint.pt")
+    with pytest.raises(TrainingError, match="no checkpoint there"):
+        load_pretrained(tmp_path / "nothing")
+
+
+def test_simclr_baseline_runs() -> None:
+    trainer = Pretrainer(tiny_config(method="simclr", epochs=1), phantom_pool())
+    history = trainer.fit(progress=False)
+    assert np.isfinite(history.column("loss")).all()
+
+
+def _ddp_worker(rank: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    torch.set_num_threads(1)
+    try:
+        trainer = Pretrainer(tiny_config(epochs=1), phantom_pool(), out)
+        trainer.fit(progress=False)
+        flat = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+        gathered = [torch.zeros_like(flat) for _ in range(2)]
+        dist.all_gather(gathered, flat)
+        if rank == 0:
+            torch.save({"same": torch.equal(gathered[0], gathered[1]), "steps": trainer.step}, Path(out) / "ddp.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
+    result = torch.load(tmp_path / "ddp.pt", weights_only=True)
+    assert result["same"] and result["steps"] == 4  # replicas stay identical; global batch 32 over 2 processes
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 4
+
+
+def test_cli_pretrain_smoke_on_real_data(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["pretrain", "--profile", "smoke", "--data-dir", str(data_dir), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "checkpoint.pt").exists()
+    assert "real pool: 512 images" in capsys.readouterr().out
