@@ -1,0 +1,123 @@
+"""Plots for the notebooks, drawn with matplotlib's object-oriented API so they work headless (Agg).
+
+Every function returns a :class:`matplotlib.figure.Figure` and never calls ``plt.show()``:
+the notebook displays it, a script saves it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+from medssl_lab.augment import (
+    PERTURBATION_LEVELS,
+    MultiCropAugment,
+    denormalize,
+    make_generator,
+    perturb,
+    to_float,
+)
+
+__all__ = ["plot_perturbations", "plot_views"]
+
+
+def _as_image_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """One ``(H, W)`` image (uint8 or float in [0, 1]) as a ``(1, H, W)`` tensor, or a clear error."""
+    t = torch.as_tensor(np.asarray(image)) if not isinstance(image, torch.Tensor) else image.detach().cpu()
+    if t.ndim == 3 and t.shape[0] == 1:
+        t = t[0]
+    if t.ndim != 2:
+        raise ValueError(f"expected one grayscale image of shape (H, W), got {tuple(t.shape)}")
+    return t.unsqueeze(0)
+
+
+def _show(ax, img: torch.Tensor, title: str) -> None:
+    ax.imshow(img.squeeze().float().cpu().numpy(), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_title(title, fontsize=8)
+    ax.set_axis_off()
+
+
+def plot_views(
+    image: np.ndarray | torch.Tensor,
+    augment: MultiCropAugment,
+    n_samples: int = 3,
+    seed: int = 0,
+    panel_size: float = 1.6,
+) -> Figure:
+    """Show an image next to its multi-crop views, one row per random draw.
+
+    Lets a reader see what the network is asked to match: global views covering most of
+    the image and small local crops, with the intensity changes applied. Views are shown
+    de-normalised to ``[0, 1]`` at their own resolution.
+
+    Args:
+        image: one ``(H, W)`` image, uint8 or float in ``[0, 1]``.
+        augment: the augmentation whose views are shown.
+        n_samples: number of independent draws (rows).
+        seed: seed of the draws (same seed, same figure).
+        panel_size: size of each panel in inches.
+
+    Returns:
+        A figure with ``n_samples * (1 + augment.n_views)`` axes.
+    """
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    img = _as_image_tensor(image)
+    batch = img.expand(n_samples, *img.shape[1:]).contiguous()
+    views = augment(batch, generator=make_generator(seed))
+    n_global = augment.config.n_global
+    ncols = 1 + len(views)
+    fig, axes = plt.subplots(n_samples, ncols, figsize=(panel_size * ncols, panel_size * n_samples), squeeze=False)
+    original = to_float(img)[0]
+    for row in range(n_samples):
+        _show(axes[row, 0], original, f"input {original.shape[-1]} px" if row == 0 else "input")
+        for j, v in enumerate(views):
+            kind = f"global {j + 1}" if j < n_global else f"local {j - n_global + 1}"
+            title = f"{kind} ({v.shape[-1]} px)" if row == 0 else kind
+            _show(axes[row, j + 1], denormalize(v[row]).clamp(0, 1), title)
+    fig.suptitle(f"{n_global} global + {len(views) - n_global} local views (seed {seed})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_perturbations(
+    image: np.ndarray | torch.Tensor,
+    levels: Mapping[str, Sequence[float]] | None = None,
+    seed: int = 0,
+    panel_size: float = 1.6,
+) -> Figure:
+    """Show an image under each robustness perturbation, one row per kind, severities left to right.
+
+    Args:
+        image: one ``(H, W)`` image, uint8 or float in ``[0, 1]``.
+        levels: kind -> severities (default :data:`~medssl_lab.augment.PERTURBATION_LEVELS`).
+        seed: seed of the noise perturbation.
+        panel_size: size of each panel in inches.
+
+    Returns:
+        A figure with ``len(levels) * (1 + max number of severities)`` axes; the first
+        column is the clean image, unused panels are blank.
+    """
+    levels = dict(levels or PERTURBATION_LEVELS)
+    if not levels:
+        raise ValueError("levels is empty; pass at least one perturbation kind with severities")
+    img = _as_image_tensor(image)
+    clean = to_float(img)[0]
+    ncols = 1 + max(len(v) for v in levels.values())
+    nrows = len(levels)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows), squeeze=False)
+    for r, (kind, sevs) in enumerate(levels.items()):
+        _show(axes[r, 0], clean, f"{kind}\nclean")
+        for c in range(1, ncols):
+            ax = axes[r, c]
+            if c - 1 < len(sevs):
+                s = float(sevs[c - 1])
+                _show(ax, perturb(img, kind, s, seed=seed)[0], f"{kind} {s:g}")
+            else:
+                ax.set_axis_off()
+    fig.tight_layout()
+    return fig
