@@ -89,9 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["data", *argv]  # the default job
     args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["data", *(argv if argv is not None else sys.argv[1:])])
     try:
         return args.func(args)
     except MedsslError as exc:

@@ -22,7 +22,7 @@ from medssl_lab.augment import (
     to_float,
 )
 
-__all__ = ["plot_perturbations", "plot_views"]
+__all__ = ["plot_perturbations", "plot_pool_overview", "plot_views"]
 
 
 def _as_image_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -120,4 +120,37 @@ def plot_perturbations(
             else:
                 ax.set_axis_off()
     fig.tight_layout()
+    return fig
+
+
+def plot_pool_overview(pool, title: str = "pretraining pool", per_group: int = 6, seed: int = 0) -> Figure:
+    """What the pool holds: images per (source, modality) as bars, and a few random examples of each group.
+
+    Args:
+        pool: an :class:`~medssl_lab.data.types.ImageSet` (e.g. from ``build_pool``).
+        title: figure title.
+        per_group: example images per (source, modality) group.
+        seed: which examples are drawn.
+    """
+    groups = sorted({(str(s), str(m)) for s, m in zip(pool.source, pool.modality)})
+    rng = np.random.default_rng(seed)
+    fig = plt.figure(figsize=(1.3 * per_group + 4, 1.4 * len(groups) + 0.6), constrained_layout=True)
+    grid = fig.add_gridspec(len(groups), per_group + 3)
+    bars = fig.add_subplot(grid[:, :3])
+    counts = [int(((pool.source == s) & (pool.modality == m)).sum()) for s, m in groups]
+    names = [f"{s}\n{m}" for s, m in groups]
+    bars.barh(names, counts, color="tab:blue")
+    for y, n in enumerate(counts):
+        bars.text(n, y, f" {n:,}", va="center", fontsize=8)
+    bars.invert_yaxis()
+    bars.set_xlabel("images")
+    bars.set_xlim(0, max(counts) * 1.3)
+    for row, (s, m) in enumerate(groups):
+        members = np.flatnonzero((pool.source == s) & (pool.modality == m))
+        for col, i in enumerate(rng.choice(members, min(per_group, len(members)), replace=False)):
+            ax = fig.add_subplot(grid[row, 3 + col])
+            ax.imshow(pool.images[i], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            ax.set_title(pool.class_names[pool.labels[i, 0]].split("/")[-1], fontsize=7)
+            ax.axis("off")
+    fig.suptitle(f"{title}: {len(pool):,} images at {pool.images.shape[1]} px")
     return fig
