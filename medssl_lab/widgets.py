@@ -1,0 +1,460 @@
+"""ipywidgets explorers for the notebooks, with static matplotlib fallbacks for headless runs.
+
+Each explorer returns an ipywidgets object when it runs interactively and a
+:class:`~matplotlib.figure.Figure` otherwise, so the same notebook cell works in
+JupyterLab/Binder and under papermill or CI, and never raises because no frontend is
+there.
+
+When is it interactive? ``interactive=True`` or ``False`` decides. With ``None``
+(the default) the rule is, in order:
+
+1. the environment variable ``MEDSSL_INTERACTIVE`` (``1``/``true`` or ``0``/``false``)
+   if set;
+2. otherwise interactive only if ipywidgets imports **and** the code runs inside a
+   Jupyter kernel (IPython's ``ZMQInteractiveShell``); plain Python, pytest and
+   IPython in a terminal get the static figure.
+
+A papermill run also executes in a Jupyter kernel and cannot be told apart from a
+live one, so headless runs should pass ``interactive=False`` (e.g. from the notebook's
+``parameters`` cell) or set ``MEDSSL_INTERACTIVE=0``. If ipywidgets is missing or
+building the widget fails, the explorer warns and returns the static figure instead.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from medssl_lab.clusters import plot_prototype_gallery
+
+__all__ = [
+    "augmentation_explorer",
+    "cluster_browser",
+    "resolve_interactive",
+    "window_level_explorer",
+]
+
+INTERACTIVE_ENV = "MEDSSL_INTERACTIVE"
+
+#: Used when the DICOM module (and so pydicom) is not importable; same values as
+#: :data:`medssl_lab.data.dicom.WINDOW_PRESETS`.
+_FALLBACK_PRESETS: dict[str, tuple[float, float]] = {
+    "lung": (-600.0, 1500.0),
+    "mediastinum": (50.0, 350.0),
+    "brain": (40.0, 80.0),
+    "bone": (400.0, 1800.0),
+    "abdomen": (40.0, 400.0),
+}
+
+
+# --------------------------------------------------------------------------- mode
+
+
+def _ipywidgets() -> Any | None:
+    try:
+        import ipywidgets
+    except Exception:  # ImportError, or a broken install
+        return None
+    return ipywidgets
+
+
+def _in_jupyter_kernel() -> bool:
+    try:
+        from IPython import get_ipython
+    except Exception:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def resolve_interactive(interactive: bool | None = None) -> bool:
+    """Whether an explorer should build widgets (see the module docstring for the rule)."""
+    if interactive is not None:
+        if interactive and _ipywidgets() is None:
+            warnings.warn("ipywidgets is not installed; showing a static figure instead", stacklevel=3)
+            return False
+        return bool(interactive)
+    env = os.environ.get(INTERACTIVE_ENV, "").strip().lower()
+    if env in ("1", "true", "yes", "on"):
+        return _ipywidgets() is not None
+    if env in ("0", "false", "no", "off"):
+        return False
+    return _ipywidgets() is not None and _in_jupyter_kernel()
+
+
+def _redraw(out: Any, draw: Callable[[], Figure]) -> None:
+    """Draw a new figure into an Output widget; errors are shown there, never raised."""
+    from IPython.display import display
+
+    with out:
+        out.clear_output(wait=True)
+        try:
+            fig = draw()
+        except Exception as exc:  # a bad slider combination must not kill the widget
+            print(f"could not draw: {type(exc).__name__}: {exc}")
+            return
+        display(fig)
+        plt.close(fig)
+
+
+def _static_fallback(build: Callable[[], Any], static: Callable[[], Figure]) -> Any:
+    """Build the widget; if that fails for any reason, warn and return the static figure."""
+    try:
+        return build()
+    except Exception as exc:
+        warnings.warn(f"interactive explorer failed ({type(exc).__name__}: {exc}); showing a static figure", stacklevel=3)
+        return static()
+
+
+def _as_2d(image: Any, name: str) -> np.ndarray:
+    if hasattr(image, "detach"):
+        image = image.detach().cpu().numpy()
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be one (H, W) image, got shape {arr.shape}")
+    return arr
+
+
+# --------------------------------------------------------------------------- window / level
+
+
+def _window01(pixels: np.ndarray, center: float, width: float) -> np.ndarray:
+    """``center +- width/2`` mapped linearly to [0, 1] and clipped (display window)."""
+    width = max(float(width), 1e-6)
+    return np.clip((pixels.astype(np.float32) - (float(center) - width / 2.0)) / width, 0.0, 1.0)
+
+
+def _default_presets() -> dict[str, tuple[float, float]]:
+    try:
+        from medssl_lab.data.dicom import WINDOW_PRESETS
+    except Exception:
+        return dict(_FALLBACK_PRESETS)
+    return dict(WINDOW_PRESETS)
+
+
+def _plot_windows(hu: np.ndarray, windows: Mapping[str, tuple[float, float]], panel_size: float) -> Figure:
+    n = len(windows)
+    fig, axes = plt.subplots(1, n, figsize=(panel_size * n, panel_size * 1.1), squeeze=False)
+    for ax, (name, (c, w)) in zip(axes[0], windows.items()):
+        ax.imshow(_window01(hu, c, w), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"{name}\nC {c:g} / W {w:g}", fontsize=8)
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def window_level_explorer(
+    hu_image: Any,
+    presets: Mapping[str, tuple[float, float]] | None = None,
+    interactive: bool | None = None,
+    panel_size: float = 2.6,
+) -> Any:
+    """Explore display windows (center/width, "window/level") of an image in modality units (HU for CT).
+
+    Shows why one CT slice looks so different under the lung, brain or bone window, and
+    so why the window is part of the data pipeline.
+
+    Args:
+        hu_image: one ``(H, W)`` float image, e.g. ``DicomImage.pixels[0]``.
+        presets: name -> (center, width); default the CT presets of
+            :data:`medssl_lab.data.dicom.WINDOW_PRESETS`.
+        interactive: see :func:`resolve_interactive`.
+
+    Returns:
+        Interactive: a ``VBox`` with a preset dropdown, center and width sliders and the
+        image. Static: a figure with one panel per preset.
+    """
+    hu = _as_2d(hu_image, "hu_image").astype(np.float32)
+    windows = dict(presets) if presets is not None else _default_presets()
+    if not windows:
+        raise ValueError("presets is empty; pass e.g. {'brain': (40, 80)}")
+    for name, cw in windows.items():
+        if len(cw) != 2 or not float(cw[1]) > 0:
+            raise ValueError(f"preset {name!r} must be (center, width) with width > 0, got {cw}")
+
+    def static() -> Figure:
+        return _plot_windows(hu, windows, panel_size)
+
+    if not resolve_interactive(interactive):
+        return static()
+
+    def build() -> Any:
+        import ipywidgets as w
+
+        lo, hi = float(np.nanmin(hu)), float(np.nanmax(hu))
+        span = max(hi - lo, 1.0)
+        c_min = min(lo, *(c for c, _ in windows.values()))
+        c_max = max(hi, *(c for c, _ in windows.values()))
+        w_max = max(2.0 * span, *(wd for _, wd in windows.values()))
+        first = next(iter(windows.values()))
+        dropdown = w.Dropdown(options=[*windows, "custom"], value=next(iter(windows)), description="preset")
+        center = w.FloatSlider(value=first[0], min=c_min, max=c_max, step=span / 500, description="center",
+                               continuous_update=False)
+        width = w.FloatSlider(value=first[1], min=max(span / 500, 1e-3), max=w_max, step=span / 500,
+                              description="width", continuous_update=False)
+        out = w.Output()
+        syncing = {"on": False}
+
+        def draw() -> Figure:
+            fig, ax = plt.subplots(figsize=(panel_size * 1.5, panel_size * 1.5))
+            ax.imshow(_window01(hu, center.value, width.value), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(f"{dropdown.value}: C {center.value:.0f} / W {width.value:.0f}", fontsize=9)
+            ax.set_axis_off()
+            fig.tight_layout()
+            return fig
+
+        def on_preset(change: dict) -> None:
+            if change["new"] in windows:
+                syncing["on"] = True
+                center.value, width.value = windows[change["new"]]
+                syncing["on"] = False
+                _redraw(out, draw)
+
+        def on_slider(change: dict) -> None:
+            if syncing["on"]:
+                return
+            if dropdown.value != "custom" and tuple(windows.get(dropdown.value, ())) != (center.value, width.value):
+                syncing["on"] = True
+                dropdown.value = "custom"
+                syncing["on"] = False
+            _redraw(out, draw)
+
+        dropdown.observe(on_preset, names="value")
+        center.observe(on_slider, names="value")
+        width.observe(on_slider, names="value")
+        _redraw(out, draw)
+        return w.VBox([w.HBox([dropdown, center, width]), out])
+
+    return _static_fallback(build, static)
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+#: Slider knobs of :func:`augmentation_explorer`: name -> (min, max, step, default).
+AUGMENT_KNOBS: dict[str, tuple[float, float, float, float]] = {
+    "rotation": (0.0, 45.0, 1.0, 15.0),  # max rotation, degrees
+    "crop_scale": (0.1, 1.0, 0.05, 0.4),  # smallest area fraction of a global crop
+    "noise": (0.0, 0.2, 0.01, 0.05),  # largest Gaussian noise std (images in [0, 1])
+    "gamma": (1.0, 2.5, 0.05, 1.4),  # gamma drawn in [1/g, g]
+}
+
+
+def knob_overrides(rotation: float, crop_scale: float, noise: float, gamma: float) -> dict[str, Any]:
+    """Slider values -> :class:`~medssl_lab.augment.MultiCropConfig` overrides."""
+    return {
+        "max_rotation_deg": float(rotation),
+        "global_scale": (float(crop_scale), 1.0),
+        "noise_std": (0.0, float(noise)),
+        "noise_p": 1.0 if noise > 0 else 0.0,
+        "gamma": (1.0 / float(gamma), float(gamma)),
+    }
+
+
+def _default_make_augment(image_size: int) -> Callable[[dict[str, Any]], Any]:
+    def make(overrides: dict[str, Any]) -> Any:
+        from medssl_lab.augment import MultiCropAugment, MultiCropConfig
+
+        return MultiCropAugment(MultiCropConfig.for_profile("cpu", image_size, **overrides))
+
+    return make
+
+
+def _plot_views_generic(image: np.ndarray, augment: Any, n_samples: int, seed: int, panel_size: float) -> Figure:
+    """Views of any callable ``augment(batch, generator=...) -> tensor or list of tensors``."""
+    import torch
+
+    from medssl_lab.augment import denormalize, make_generator
+
+    batch = torch.as_tensor(image)[None].expand(n_samples, *image.shape).contiguous()
+    try:
+        views = augment(batch, generator=make_generator(seed))
+    except TypeError:
+        views = augment(batch)
+    if isinstance(views, torch.Tensor):
+        views = [views]
+    ncols = 1 + len(views)
+    fig, axes = plt.subplots(n_samples, ncols, figsize=(panel_size * ncols, panel_size * n_samples), squeeze=False)
+    vmax = 255 if image.dtype == np.uint8 else 1.0
+    for r in range(n_samples):
+        axes[r, 0].imshow(image, cmap="gray", vmin=0, vmax=vmax, interpolation="nearest")
+        axes[r, 0].set_title("input", fontsize=8)
+        for j, v in enumerate(views):
+            x = denormalize(v[r].detach().float().cpu()).clamp(0, 1).squeeze().numpy()
+            axes[r, j + 1].imshow(x, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            axes[r, j + 1].set_title(f"view {j + 1}", fontsize=8)
+        for ax in axes[r]:
+            ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def _draw_views(image: np.ndarray, augment: Any, n_samples: int, seed: int, panel_size: float) -> Figure:
+    try:
+        from medssl_lab.augment import MultiCropAugment
+        from medssl_lab.viz import plot_views
+    except Exception:
+        return _plot_views_generic(image, augment, n_samples, seed, panel_size)
+    if isinstance(augment, MultiCropAugment):
+        return plot_views(image, augment, n_samples=n_samples, seed=seed, panel_size=panel_size)
+    return _plot_views_generic(image, augment, n_samples, seed, panel_size)
+
+
+def augmentation_explorer(
+    image_uint8: Any,
+    make_augment: Callable[[dict[str, Any]], Any] | None = None,
+    interactive: bool | None = None,
+    n_samples: int = 2,
+    seed: int = 0,
+    panel_size: float = 1.6,
+) -> Any:
+    """Turn the augmentation knobs (rotation, crop scale, noise, gamma) and watch the views change.
+
+    Too weak and the views are trivially alike; too strong and they no longer show the
+    same anatomy: the explorer makes that trade-off visible.
+
+    Args:
+        image_uint8: one ``(H, W)`` uint8 image.
+        make_augment: ``overrides -> augment``; it receives a dict of
+            :class:`~medssl_lab.augment.MultiCropConfig` fields (see
+            :func:`knob_overrides`) and returns a
+            :class:`~medssl_lab.augment.MultiCropAugment` (or any callable mapping a
+            ``(B, H, W)`` batch to a list of views). Default: the ``cpu`` profile.
+        interactive: see :func:`resolve_interactive`.
+        n_samples: random draws (rows) per redraw.
+        seed: seed of the draws.
+
+    Returns:
+        Interactive: a ``VBox`` with four sliders, a seed box and the views. Static: the
+        views at the default knob values (one figure).
+    """
+    image = _as_2d(image_uint8, "image_uint8")
+    make = make_augment or _default_make_augment(int(max(image.shape)))
+    defaults = {name: spec[3] for name, spec in AUGMENT_KNOBS.items()}
+
+    def static() -> Figure:
+        return _draw_views(image, make(knob_overrides(**defaults)), n_samples, seed, panel_size)
+
+    if not resolve_interactive(interactive):
+        return static()
+
+    def build() -> Any:
+        import ipywidgets as w
+
+        sliders = {
+            name: w.FloatSlider(value=d, min=lo, max=hi, step=st, description=name, continuous_update=False)
+            for name, (lo, hi, st, d) in AUGMENT_KNOBS.items()
+        }
+        seed_box = w.IntText(value=seed, description="seed")
+        out = w.Output()
+
+        def draw() -> Figure:
+            values = {name: s.value for name, s in sliders.items()}
+            return _draw_views(image, make(knob_overrides(**values)), n_samples, int(seed_box.value), panel_size)
+
+        for s in [*sliders.values(), seed_box]:
+            s.observe(lambda _change: _redraw(out, draw), names="value")
+        _redraw(out, draw)
+        controls = list(sliders.values())
+        return w.VBox([w.HBox(controls[:2]), w.HBox([*controls[2:], seed_box]), out])
+
+    return _static_fallback(build, static)
+
+
+# --------------------------------------------------------------------------- clusters
+
+
+def cluster_browser(
+    images: Any,
+    assignments: Any,
+    labels: Any = None,
+    interactive: bool | None = None,
+    per_page: int = 16,
+    max_clusters: int = 8,
+    seed: int = 0,
+    panel_size: float = 1.1,
+) -> Any:
+    """Browse the images of each cluster (e.g. each prototype's hard assignments).
+
+    Args:
+        images: ``(N, H, W)`` images.
+        assignments: ``(N,)`` cluster ids (:func:`medssl_lab.clusters.assign_prototypes`).
+        labels: optional ``(N,)`` labels shown under the images.
+        interactive: see :func:`resolve_interactive`.
+        per_page: images shown per cluster (a seeded random sample of larger clusters).
+        max_clusters: clusters in the static gallery (the largest ones).
+
+    Returns:
+        Interactive: a ``VBox`` with a dropdown of clusters (largest first, with size and
+        majority label) and the images. Static: a gallery, one row per large cluster.
+    """
+    imgs = np.asarray(images)
+    a = np.asarray(assignments.detach().cpu() if hasattr(assignments, "detach") else assignments).reshape(-1)
+    if imgs.ndim != 3 or len(imgs) != len(a):
+        raise ValueError(f"need (N, H, W) images and (N,) assignments, got {imgs.shape} and {a.shape}")
+    if len(a) == 0:
+        raise ValueError("cluster_browser got no images")
+    lab = None if labels is None else np.asarray(labels).reshape(len(a), -1)[:, 0]
+    clusters, sizes = np.unique(a, return_counts=True)
+    order = clusters[np.lexsort((clusters, -sizes))]
+    size_of = dict(zip(clusters.tolist(), sizes.tolist()))
+    rng = np.random.default_rng(seed)
+    members = {}
+    for c in order.tolist():
+        idx = np.flatnonzero(a == c)
+        members[c] = np.sort(rng.choice(idx, per_page, replace=False)) if len(idx) > per_page else idx
+
+    def describe(c: Any) -> str:
+        text = f"cluster {c} (n={size_of[c]})"
+        if lab is not None:
+            vals, cnt = np.unique(lab[a == c].astype(str), return_counts=True)
+            text += f", {cnt.max() / cnt.sum():.0%} {vals[cnt.argmax()]}"
+        return text
+
+    def static() -> Figure:
+        shown = {c: members[c] for c in order.tolist()[:max_clusters]}
+        per_row = min(per_page, max(len(v) for v in shown.values()))
+        return plot_prototype_gallery(
+            imgs, shown, labels=lab, max_prototypes=max_clusters, per_row=per_row, counts=size_of,
+            panel_size=panel_size, row_name="cluster",
+        )
+
+    if not resolve_interactive(interactive):
+        return static()
+
+    def build() -> Any:
+        import ipywidgets as w
+
+        dropdown = w.Dropdown(options=[(describe(c), c) for c in order.tolist()], description="cluster")
+        out = w.Output()
+        ncols = min(8, per_page)
+
+        def draw() -> Figure:
+            c = dropdown.value
+            idx = members[c]
+            nrows = int(np.ceil(len(idx) / ncols))
+            fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows * 1.15), squeeze=False)
+            vmax = 255 if imgs.dtype == np.uint8 else 1.0
+            for k, ax in enumerate(axes.ravel()):
+                ax.set_axis_off()
+                if k < len(idx):
+                    ax.imshow(imgs[idx[k]], cmap="gray", vmin=0, vmax=vmax, interpolation="nearest")
+                    if lab is not None:
+                        ax.set_title(str(lab[idx[k]]), fontsize=6)
+            fig.suptitle(describe(c), fontsize=9)
+            fig.tight_layout()
+            return fig
+
+        dropdown.observe(lambda _change: _redraw(out, draw), names="value")
+        _redraw(out, draw)
+        return w.VBox([dropdown, out])
+
+    return _static_fallback(build, static)
