@@ -196,16 +196,16 @@ def affine_theta(
 def affine_grid(theta: Tensor, size: tuple[int, int]) -> Tensor:
     """Sampling grid ``(N, H, W, 2)`` of ``theta``; equals ``F.affine_grid(..., align_corners=False)``.
 
-    Written as two broadcast multiply-adds instead of torch's batched matmul with an
-    inner dimension of 3, which is 5-8x faster on CPU at these sizes and as fast on GPU.
+    Written as two broadcast multiply-adds straight into the ``(N, H, W, 2)`` layout,
+    instead of torch's batched matmul with an inner dimension of 3: about 2x faster on
+    CPU at these sizes (it is the second-largest cost of the augmentation after
+    ``grid_sample``) and no slower on GPU.
     """
     h, w = size
-    xs = (torch.arange(w, device=theta.device, dtype=theta.dtype) * 2 + 1) / w - 1
-    ys = ((torch.arange(h, device=theta.device, dtype=theta.dtype) * 2 + 1) / h - 1).unsqueeze(1)
-    t = theta.reshape(-1, 6, 1, 1)
-    gx = t[:, 0] * xs + t[:, 1] * ys + t[:, 2]
-    gy = t[:, 3] * xs + t[:, 4] * ys + t[:, 5]
-    return torch.stack([gx, gy], dim=-1)
+    xs = ((torch.arange(w, device=theta.device, dtype=theta.dtype) * 2 + 1) / w - 1).view(1, 1, w, 1)
+    ys = ((torch.arange(h, device=theta.device, dtype=theta.dtype) * 2 + 1) / h - 1).view(1, h, 1, 1)
+    t = theta.transpose(1, 2)[:, None, None]  # (N, 1, 1, 3, 2): columns x-coef, y-coef, offset
+    return torch.addcmul(torch.addcmul(t[..., 2, :], xs, t[..., 0, :]), ys, t[..., 1, :])
 
 
 def affine_warp(x: Tensor, theta: Tensor, size: tuple[int, int], mode: str = "bilinear") -> Tensor:
