@@ -62,6 +62,18 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notebooks(args: argparse.Namespace) -> int:
+    from medssl_lab.notebooks import run_notebooks
+
+    try:
+        runs = run_notebooks(args.out, args.profile, args.data_dir, args.device, args.seed, args.notebooks_dir, args.only)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(runs)} notebooks ran; executed copies and summary.md in {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medssl-lab", description=__doc__)
     sub = parser.add_subparsers(dest="command")
@@ -84,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--seed", type=int)
     pre.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     pre.set_defaults(func=cmd_pretrain)
+
+    nbs = sub.add_parser("notebooks", help="the notebook course")
+    nbs_sub = nbs.add_subparsers(dest="action", required=True)
+    run = nbs_sub.add_parser("run", help="execute every notebook in order with papermill")
+    run.add_argument("--profile", choices=("smoke", "cpu", "gpu"), default="smoke")
+    run.add_argument("--out", default="outputs/notebooks", help="folder for executed notebooks, results, summary.md")
+    run.add_argument("--data-dir", default=None)
+    run.add_argument("--device", default="auto")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--notebooks-dir", default=None, help="default: the repository's notebooks/")
+    run.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes, e.g. 00 01")
+    run.set_defaults(func=cmd_notebooks)
     return parser
 
 

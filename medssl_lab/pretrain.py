@@ -436,3 +436,31 @@ def pretrain(
         trainer.load_state(load_checkpoint(checkpoint))
     trainer.fit(progress=progress, callback=callback)
     return trainer
+
+
+def ensure_pretrained(
+    output_dir: str | os.PathLike,
+    profile: str = "cpu",
+    data_dir: str | os.PathLike | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    **overrides: Any,
+) -> tuple[SwAVModel, PretrainConfig, str]:
+    """Load-or-train: the checkpoint that notebook 01 writes to ``output_dir/pretrain``, or a quick one.
+
+    When no finished checkpoint is there, a short run of the same profile (a quarter of
+    its epochs, at least one) is trained into that folder, so that every later notebook
+    runs on its own. Returns (model in eval mode, its config, a sentence saying which happened).
+    """
+    from medssl_lab.data.pool import build_pool
+
+    folder = Path(output_dir) / "pretrain"
+    checkpoint = folder / CHECKPOINT_NAME
+    if checkpoint.exists() and load_checkpoint(checkpoint).get("stopped") == "finished":
+        model, config = load_pretrained(checkpoint, device)
+        return model, config, f"loaded the pretrained checkpoint {checkpoint} ({config.profile} profile)"
+    config = PretrainConfig.for_profile(profile, device=device, seed=seed, **overrides)
+    config.epochs = max(1, config.epochs // 4)
+    pool = build_pool(size=config.image_size, data_dir=data_dir)
+    trainer = pretrain(config, pool, folder, resume=False)
+    return trainer.model.eval(), config, f"no checkpoint found: trained a quick one ({config.epochs} epoch(s)) into {checkpoint}"
