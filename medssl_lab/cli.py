@@ -62,6 +62,18 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from medssl_lab.reproduce import ReproduceConfig, run_protocol
+
+    overrides = {"device": args.device} if args.device else {}
+    if args.seeds is not None:
+        overrides["seeds"] = tuple(args.seeds)
+    summary = run_protocol(ReproduceConfig.for_profile(args.profile, **overrides), args.out, args.data_dir)
+    print(summary.read_text())
+    print(f"results.csv, summary.md and plots in {args.out}")
+    return 0
+
+
 def cmd_notebooks(args: argparse.Namespace) -> int:
     from medssl_lab.notebooks import run_notebooks
 
@@ -96,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--seed", type=int)
     pre.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     pre.set_defaults(func=cmd_pretrain)
+
+    rep = sub.add_parser("reproduce", help="the paper in miniature: pretrain, then scratch/linear/finetune/hybrid arms")
+    rep.add_argument("--profile", choices=("smoke", "cpu", "gpu"), default="cpu")
+    rep.add_argument("--data-dir", default=None)
+    rep.add_argument("--out", default="outputs/reproduce")
+    rep.add_argument("--device", default=None)
+    rep.add_argument("--seeds", type=int, nargs="+", help="downstream seeds (default: 0 1 2; smoke: 0)")
+    rep.set_defaults(func=cmd_reproduce)
 
     nbs = sub.add_parser("notebooks", help="the notebook course")
     nbs_sub = nbs.add_subparsers(dest="action", required=True)

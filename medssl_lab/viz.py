@@ -22,7 +22,7 @@ from medssl_lab.augment import (
     to_float,
 )
 
-__all__ = ["plot_perturbations", "plot_pool_overview", "plot_views"]
+__all__ = ["plot_convergence", "plot_label_efficiency", "plot_perturbations", "plot_pool_overview", "plot_robustness", "plot_views"]
 
 
 def _as_image_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -153,4 +153,89 @@ def plot_pool_overview(pool, title: str = "pretraining pool", per_group: int = 6
             ax.set_title(pool.class_names[pool.labels[i, 0]].split("/")[-1], fontsize=7)
             ax.axis("off")
     fig.suptitle(f"{title}: {len(pool):,} images at {pool.images.shape[1]} px")
+    return fig
+
+
+def _arm_colors(arms: Sequence[str]) -> dict[str, str]:
+    palette = {"scratch": "tab:gray", "linear": "tab:orange", "finetune": "tab:blue", "hybrid": "tab:green"}
+    return {a: palette.get(a, f"C{i}") for i, a in enumerate(arms)}
+
+
+def plot_label_efficiency(records: Sequence[Mapping]) -> Figure:
+    """Test AUC against the labelled fraction (log axis), one panel per task, mean ± std over seeds per arm."""
+    tasks = sorted({r["task"] for r in records})
+    arms = list(dict.fromkeys(r["arm"] for r in records))
+    colors = _arm_colors(arms)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.6), squeeze=False, constrained_layout=True)
+    for ax, task in zip(axes[0], tasks):
+        for arm in arms:
+            fractions = sorted({r["fraction"] for r in records if r["task"] == task and r["arm"] == arm})
+            aucs = [[r["test_auc"] for r in records if (r["task"], r["arm"], r["fraction"]) == (task, arm, f)] for f in fractions]
+            ax.errorbar(fractions, [np.mean(a) for a in aucs], yerr=[np.std(a) for a in aucs], marker="o", capsize=3,
+                        label=arm, color=colors[arm])
+        ax.set_xscale("log")
+        ax.set_xlabel("fraction of training labels")
+        ax.set_ylabel("test AUC")
+        ax.set_title(task)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    return fig
+
+
+def plot_convergence(records: Sequence[Mapping]) -> Figure:
+    """Validation AUC against training steps for each arm (mean over seeds), one panel per task and fraction."""
+    keys = sorted({(r["task"], r["fraction"]) for r in records})
+    arms = list(dict.fromkeys(r["arm"] for r in records))
+    colors = _arm_colors(arms)
+    cols = min(3, len(keys))
+    rows = int(np.ceil(len(keys) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols, 3.2 * rows), squeeze=False, constrained_layout=True)
+    for ax, (task, fraction) in zip(axes.flat, keys):
+        for arm in arms:
+            curves = [r["curve"] for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, arm)]
+            if not curves:
+                continue
+            n = min(len(c) for c in curves)
+            steps = [c[0] for c in curves[0][:n]]
+            mean = np.nanmean([[c[1] for c in curve[:n]] for curve in curves], axis=0)
+            ax.plot(steps, mean, label=arm, color=colors[arm])
+        scratch = [max(a for _, a in r["curve"]) for r in records
+                   if (r["task"], r["fraction"], r["arm"]) == (task, fraction, "scratch")]
+        if scratch:
+            ax.axhline(0.95 * float(np.mean(scratch)), ls="--", lw=0.8, color="k", label="95 % of scratch best")
+        ax.set_title(f"{task}, {fraction:g} of labels", fontsize=9)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("validation AUC")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    return fig
+
+
+def plot_robustness(rows: Sequence[Mapping]) -> Figure:
+    """Test AUC against perturbation severity, one panel per kind, mean over seeds per arm (clean AUC dotted)."""
+    kinds = list(dict.fromkeys(r["kind"] for r in rows if r["kind"] != "clean"))
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    colors = _arm_colors(arms)
+    cols = min(4, max(1, len(kinds)))
+    n_rows = max(1, int(np.ceil(len(kinds) / cols)))
+    fig, axes = plt.subplots(n_rows, cols, figsize=(3.6 * cols, 3.0 * n_rows), squeeze=False, constrained_layout=True)
+    for ax, kind in zip(axes.flat, kinds):
+        for arm in arms:
+            severities = sorted({r["severity"] for r in rows if r["kind"] == kind and r["arm"] == arm})
+            aucs = [np.mean([r["auc"] for r in rows if (r["kind"], r["arm"], r["severity"]) == (kind, arm, s)])
+                    for s in severities]
+            ax.plot(severities, aucs, marker="o", color=colors[arm], label=arm)
+            clean = [r["auc"] for r in rows if r["kind"] == "clean" and r["arm"] == arm]
+            if clean:
+                ax.axhline(float(np.mean(clean)), ls=":", lw=0.8, color=colors[arm])
+        ax.set_title(kind, fontsize=9)
+        ax.set_xlabel("severity")
+        ax.set_ylabel("test AUC")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(kinds):]:
+        ax.axis("off")
+    if kinds:
+        axes.flat[0].legend(fontsize=7)
     return fig
