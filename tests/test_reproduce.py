@@ -1,0 +1,64 @@
+"""`medssl-lab reproduce --profile smoke` on the real data: files, columns, resumability, convergence figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from medssl_lab.cli import main
+from medssl_lab.reproduce import load_records, summary_markdown
+
+
+@pytest.fixture(scope="module")
+def smoke_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("reproduce")
+    assert main(["reproduce", "--profile", "smoke", "--data-dir", str(data_dir), "--out", str(out)]) == 0
+    return out
+
+
+def test_results_table(smoke_run: Path) -> None:
+    with open(smoke_run / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 8  # 2 tasks x 1 fraction x 4 arms x 1 seed in smoke
+    assert {"task", "fraction", "arm", "seed", "test_auc", "test_acc", "steps_to_target"} <= set(rows[0])
+    assert {r["arm"] for r in rows} == {"scratch", "linear", "finetune", "hybrid"}
+    assert {(r["task"], float(r["fraction"])) for r in rows} == {("pneumoniamnist", 0.1), ("mednist", 0.01)}
+    assert all(0.0 <= float(r["test_auc"]) <= 1.0 for r in rows)
+    scratch = [r for r in rows if r["arm"] == "scratch"]
+    assert all(r["steps_to_target"] != "" for r in scratch)  # scratch always reaches 95 % of its own best
+    summary = (smoke_run / "summary.md").read_text()
+    assert "### Test AUC" in summary and "| pneumoniamnist | 0.1 |" in summary and "### Robustness" in summary
+    for name in ("label_efficiency.png", "convergence.png", "robustness.png", "curves.csv", "robustness.csv"):
+        assert (smoke_run / name).stat().st_size > 0
+    with open(smoke_run / "robustness.csv") as handle:
+        robust = list(csv.DictReader(handle))
+    assert {r["kind"] for r in robust} >= {"clean", "rotation", "scaling", "gamma", "gaussian_noise"}
+    assert {r["arm"] for r in robust} == {"scratch", "linear", "finetune", "hybrid"}
+
+
+def test_rerun_only_redoes_missing_runs(smoke_run: Path, data_dir: Path) -> None:
+    runs = sorted((smoke_run / "runs").glob("*.json"))
+    missing = runs[0]
+    missing.unlink()
+    before = {p: p.stat().st_mtime_ns for p in runs[1:]}
+    assert main(["reproduce", "--profile", "smoke", "--data-dir", str(data_dir), "--out", str(smoke_run)]) == 0
+    assert missing.exists()
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+
+
+def test_convergence_figures_from_curves(tmp_path: Path) -> None:
+    (tmp_path / "runs").mkdir()
+    curves = {"scratch": [[10, 0.70], [20, 0.80], [30, 0.90], [40, 1.0]], "finetune": [[10, 0.96], [20, 0.97]],
+              "linear": [[10, 0.5], [20, 0.6]]}
+    for arm, curve in curves.items():
+        record = {"task": "t", "fraction": 0.1, "arm": arm, "seed": 0, "test_auc": 0.9, "test_acc": 0.8, "curve": curve}
+        (tmp_path / "runs" / f"{arm}.json").write_text(json.dumps(record))
+    records = {r["arm"]: r for r in load_records(tmp_path)}
+    assert records["scratch"]["steps_to_target"] == 40  # target 0.95 * 1.0
+    assert records["finetune"]["steps_to_target"] == 10 and records["finetune"]["step_reduction_pct"] == 75.0
+    assert records["linear"]["steps_to_target"] is None and records["linear"]["step_reduction_pct"] is None
+    text = summary_markdown(list(records.values()), [], {"profile": "test"})
+    assert "| t | 0.1 | 40 (+0 %), 1/1 reached | 0/1 reached | 10 (+75 %), 1/1 reached |" in text
