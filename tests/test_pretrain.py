@@ -112,6 +112,7 @@ def _ddp_worker(rank: int, port: int, out: str) -> None:
         dist.all_gather(gathered, flat)
         if rank == 0:
             torch.save({"same": torch.equal(gathered[0], gathered[1]), "steps": trainer.step}, Path(out) / "ddp.pt")
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
