@@ -55,7 +55,7 @@ class PretrainConfig:
     image_size: int = 32  # pool image size
     pool_limit: int | None = None  # use a seeded random subset of the pool (None: all)
     balance: str | None = None  # "modality" or "source": equal sampling weight per tag
-    epochs: int = 2
+    epochs: int = 4
     max_steps: int | None = None  # stop early (smoke runs, tests)
     batch_size: int = 256  # global batch (split across DDP processes)
     optimizer: str = "adamw"  # "adamw" or "sgd"
