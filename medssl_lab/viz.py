@@ -22,7 +22,10 @@ from medssl_lab.augment import (
     to_float,
 )
 
-__all__ = ["plot_convergence", "plot_label_efficiency", "plot_perturbations", "plot_pool_overview", "plot_robustness", "plot_views"]
+__all__ = [
+    "LiveHistoryPlot", "plot_convergence", "plot_label_efficiency", "plot_perturbations", "plot_pool_overview",
+    "plot_pretrain_history", "plot_robustness", "plot_views",
+]
 
 
 def _as_image_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -239,3 +242,55 @@ def plot_robustness(rows: Sequence[Mapping]) -> Figure:
     if kinds:
         axes.flat[0].legend(fontsize=7)
     return fig
+
+
+def plot_pretrain_history(rows: Sequence[Mapping], n_prototypes: int, method: str = "swav", total_steps: int | None = None) -> Figure:
+    """Pretraining loss (against ln K for SwAV) and the fraction of prototypes in use, per logged step."""
+    steps = [r["step"] for r in rows]
+    fig, (ax_loss, ax_use) = plt.subplots(1, 2, figsize=(9, 3))
+    ax_loss.plot(steps, [r["loss_avg"] for r in rows], marker=".", label=f"{method} loss")
+    if method == "swav":
+        ln_k = float(np.log(n_prototypes))
+        ax_loss.axhline(ln_k, color="gray", ls="--", label=f"ln K = {ln_k:.2f} (no information)")
+    ax_loss.set_xlabel("step")
+    ax_loss.legend(fontsize=8)
+    ax_use.plot(steps, [r["prototype_usage"] for r in rows], marker=".", color="tab:green")
+    ax_use.axhline(1 / n_prototypes, color="tab:red", ls=":", label="1/K (collapse)")
+    ax_use.set_ylim(0, 1.05)
+    ax_use.set_xlabel("step")
+    ax_use.set_ylabel("prototypes in use")
+    ax_use.legend(fontsize=8)
+    if rows:
+        of = f" / {total_steps}" if total_steps else ""
+        fig.suptitle(f"step {steps[-1]}{of}, {rows[-1]['img_per_s']:.0f} images/s", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+class LiveHistoryPlot:
+    """A ``Pretrainer.fit`` callback that redraws :func:`plot_pretrain_history` in place in a notebook.
+
+    Redraws every ``every`` logged steps, at most ``max_redraws`` times (headless runs stay
+    small), and always at the last step.
+    """
+
+    def __init__(self, every: int = 5, max_redraws: int = 30) -> None:
+        self.every, self.max_redraws, self.redraws, self._handle = every, max_redraws, 0, None
+
+    def show(self, trainer) -> None:
+        """Draw the trainer's history now (also for a run that was only loaded)."""
+        from IPython.display import display
+
+        fig = plot_pretrain_history(trainer.history.rows, trainer.config.n_prototypes, trainer.config.method,
+                                    trainer.total_steps)
+        plt.close(fig)  # shown through the display handle only
+        if self._handle is None:
+            self._handle = display(fig, display_id=True)
+        else:
+            self._handle.update(fig)
+        self.redraws += 1
+
+    def __call__(self, trainer, row: Mapping) -> None:
+        due = len(trainer.history.rows) % self.every == 0 and self.redraws < self.max_redraws
+        if due or trainer.step >= trainer.total_steps:
+            self.show(trainer)
