@@ -100,8 +100,10 @@ def run_protocol(config: ReproduceConfig, out_dir: str | os.PathLike, data_dir: 
     pretrain_s = time.perf_counter() - started
     checkpoint = out / "pretrain" / CHECKPOINT_NAME
     encoder, _ = load_pretrained(checkpoint)
+    # Every arm gets the pretrained architecture (scratch: fresh weights) and, for hybrid, its views.
     train_cfg = TrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr,
-                            eval_every=config.eval_every, device=config.device)
+                            eval_every=config.eval_every, device=config.device, backbone=pre_config.backbone,
+                            multicrop=pre_config.augment_config(), image_size=pre_config.image_size)
     for task, fractions in config.tasks.items():
         train, val, test = downstream_data(task, data_dir)
         if config.val_limit is not None and len(val) > config.val_limit:
@@ -117,7 +119,6 @@ def run_protocol(config: ReproduceConfig, out_dir: str | os.PathLike, data_dir: 
                         result = train_classifier(
                             arm, labelled, val, test, pretrained=None if arm == "scratch" else encoder,
                             pool=pool if arm == "hybrid" else None, config=train_cfg, seed=seed,
-                            image_size=pre_config.image_size,
                         )
                         record = {"task": task, "fraction": fraction, "arm": arm, "seed": seed, **result.summary(),
                                   "curve": result.curve}
@@ -139,7 +140,15 @@ def _write_json(path: Path, record: dict) -> None:
 
 def load_records(out_dir: str | os.PathLike) -> list[dict]:
     """Every finished run of a reproduction folder, with convergence figures filled in."""
-    records = [json.loads(p.read_text()) for p in sorted((Path(out_dir) / "runs").glob("*.json"))]
+    return add_convergence([json.loads(p.read_text()) for p in sorted((Path(out_dir) / "runs").glob("*.json"))])
+
+
+def add_convergence(records: list[dict]) -> list[dict]:
+    """Fill ``steps_to_target`` and ``step_reduction_pct`` of each record from its curve.
+
+    The target is 95 % of the best validation AUC of the scratch run with the same task,
+    fraction and seed (DESIGN 5.2); records need ``task, fraction, arm, seed, curve``.
+    """
     by_key = {(r["task"], r["fraction"], r["seed"]): r for r in records if r["arm"] == "scratch"}
     for r in records:
         scratch = by_key.get((r["task"], r["fraction"], r["seed"]))
@@ -163,6 +172,8 @@ def _mean_std(values: list[float]) -> str:
 
 def write_reports(out_dir: str | os.PathLike, meta: dict | None = None) -> Path:
     """results.csv, curves.csv, robustness.csv, summary.md and the three plots, from ``runs/*.json``."""
+    import matplotlib.pyplot as plt
+
     from medssl_lab.viz import plot_convergence, plot_label_efficiency, plot_robustness
 
     out = Path(out_dir)
@@ -187,6 +198,7 @@ def write_reports(out_dir: str | os.PathLike, meta: dict | None = None) -> Path:
                       ("convergence.png", plot_convergence(records)),
                       ("robustness.png", plot_robustness(robust))):
         fig.savefig(out / name, dpi=110, bbox_inches="tight")
+        plt.close(fig)
     return out / "summary.md"
 
 
