@@ -224,12 +224,12 @@ class Pretrainer:
             self.net = nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
+        if config.method not in ("swav", "simclr"):
+            raise ValueError(f"method must be 'swav' or 'simclr', got {config.method!r}")
         self.ssl_loss: nn.Module = (
             SwAVLoss(config.temperature, config.epsilon, config.sinkhorn_iterations)
             if config.method == "swav" else NTXentLoss(temperature=0.2, gather_distributed=self.world > 1)
         )
-        if config.method not in ("swav", "simclr"):
-            raise ValueError(f"method must be 'swav' or 'simclr', got {config.method!r}")
         self.queue = (
             FeatureQueue(config.queue_length // self.world, config.proj_dim, config.n_global, config.queue_start_epoch).to(self.device)
             if config.queue_length and config.method == "swav" else None
