@@ -85,7 +85,7 @@ def pool_summary(pool: ImageSet) -> list[tuple[str, str, int]]:
 
 def balanced_weights(tags: np.ndarray) -> np.ndarray:
     """Per-image sampling weights that give every tag (e.g. modality) the same total weight."""
-    values, inverse, counts = np.unique(tags.astype(str), return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(tags.astype(str), return_inverse=True, return_counts=True)
     weights = 1.0 / counts[inverse]
     return weights / weights.sum()
 
