@@ -55,6 +55,7 @@ class ReproduceConfig:
     batch_size: int = 64
     lr: float = 1e-3
     eval_every: int = 25
+    dense_eval: tuple[int, int] | None = (5, 100)  # validate every 5 steps up to step 100: convergence needs the grain
     val_limit: int | None = 1500  # stratified validation subset for the curves (MedNIST's val has 5,895)
     robustness_task: str = "pneumoniamnist"
     robustness_fraction: float = 0.1
@@ -65,7 +66,7 @@ class ReproduceConfig:
     def for_profile(cls, profile: str, **overrides: Any) -> "ReproduceConfig":
         presets: dict[str, dict[str, Any]] = {
             "smoke": dict(seeds=(0,), tasks={"pneumoniamnist": (0.1,), "mednist": (0.01,)}, steps=6, batch_size=32,
-                          eval_every=3, val_limit=300, robustness_fraction=0.1),
+                          eval_every=3, dense_eval=None, val_limit=300, robustness_fraction=0.1),
             "cpu": dict(),
             "gpu": dict(steps=1000, batch_size=128, eval_every=50, val_limit=None),
         }
@@ -102,7 +103,7 @@ def run_protocol(config: ReproduceConfig, out_dir: str | os.PathLike, data_dir: 
     encoder, _ = load_pretrained(checkpoint)
     # Every arm gets the pretrained architecture (scratch: fresh weights) and, for hybrid, its views.
     train_cfg = TrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr,
-                            eval_every=config.eval_every, device=config.device, backbone=pre_config.backbone,
+                            eval_every=config.eval_every, dense_eval=config.dense_eval, device=config.device, backbone=pre_config.backbone,
                             multicrop=pre_config.augment_config(), image_size=pre_config.image_size)
     for task, fractions in config.tasks.items():
         train, val, test = downstream_data(task, data_dir)

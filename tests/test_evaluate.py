@@ -287,6 +287,30 @@ def test_training_from_a_checkpoint_and_multiclass(tmp_path: Path) -> None:
     assert [p.shape for p in s.model.parameters()] == [p.shape for p in r.model.parameters()]
 
 
+def test_pretrained_lr_scale_slows_only_the_pretrained_weights(splits, pretrained) -> None:
+    train, val, test = splits
+    start = {k: v.clone() for k, v in pretrained.backbone.named_parameters()}
+    frozen = train_classifier("finetune", train, val, test, pretrained=pretrained, pretrained_lr_scale=0.0,
+                              **{**SMOKE, "steps": 3})
+    assert all(torch.equal(start[k], v) for k, v in frozen.model.backbone.named_parameters())
+    moved = train_classifier("finetune", train, val, test, pretrained=pretrained, **{**SMOKE, "steps": 3})
+    assert not all(torch.equal(start[k], v) for k, v in moved.model.backbone.named_parameters())
+    scaled = train_classifier("scratch", train, val, test, pretrained_lr_scale=0.0, **{**SMOKE, "steps": 3})
+    plain = train_classifier("scratch", train, val, test, **{**SMOKE, "steps": 3})
+    assert scaled.losses == plain.losses  # the scale never touches scratch
+
+
+def test_dense_evaluation_grid(splits) -> None:
+    cfg = TrainConfig(steps=60, eval_every=25, dense_eval=(5, 20))
+    assert [s for s in range(1, 61) if cfg.is_eval_step(s)] == [5, 10, 15, 20, 25, 50, 60]
+    assert [s for s in range(1, 61) if TrainConfig(steps=60, eval_every=25).is_eval_step(s)] == [25, 50, 60]
+    with pytest.raises(ValueError, match="dense_eval"):
+        TrainConfig(dense_eval=(0, 10))
+    train, val, test = splits
+    r = train_classifier("scratch", train, val, test, **{**SMOKE, "eval_every": 4, "dense_eval": (1, 2)})
+    assert [s for s, _ in r.curve] == [1, 2, 4, 6]
+
+
 # ----------------------------------------------------------------------------- convergence
 
 
