@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -30,6 +29,7 @@ from medssl_lab.config import resolve_device
 from medssl_lab.data.pool import balanced_weights, epoch_batches
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
+from medssl_lab.files import atomic_file
 from medssl_lab.losses import (
     FeatureQueue,
     NTXentLoss,
@@ -130,15 +130,9 @@ def _autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 def save_atomic(obj: dict, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    """``torch.save`` without ever leaving a truncated checkpoint (see :func:`atomic_file`)."""
+    with atomic_file(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:

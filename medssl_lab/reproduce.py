@@ -38,6 +38,7 @@ from medssl_lab.evaluate import (
     steps_to_reach,
     train_classifier,
 )
+from medssl_lab.files import atomic_file
 from medssl_lab.pretrain import CHECKPOINT_NAME, PretrainConfig, load_pretrained, pretrain
 
 TASK_FRACTIONS: dict[str, tuple[float, ...]] = {"pneumoniamnist": (0.01, 0.1, 1.0), "mednist": (0.001, 0.01, 0.1)}
@@ -134,9 +135,8 @@ def run_protocol(config: ReproduceConfig, out_dir: str | os.PathLike, data_dir: 
 
 
 def _write_json(path: Path, record: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1, default=float))
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1, default=float))
 
 
 def load_records(out_dir: str | os.PathLike) -> list[dict]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import urllib.request
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from medssl_lab.errors import DataError
+from medssl_lab.files import atomic_file
 
 _MD5_OK: dict[tuple[str, int, float], str] = {}
 
@@ -39,22 +38,17 @@ def check_md5(path: Path, expected: str | None, how_to_fix: str) -> None:
 
 def download_file(url: str, dest: Path, md5: str | None = None, progress: bool = True) -> Path:
     """Fetch ``url`` to ``dest`` through a temporary file in the same folder; nothing is left on failure."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
-                for chunk in iter(lambda: response.read(1 << 20), b""):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-        check_md5(tmp, md5, f"The download from {url} is damaged; try again.")
-        os.replace(tmp, dest)
+        with atomic_file(dest, suffix=".part") as tmp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                    for chunk in iter(lambda: response.read(1 << 20), b""):
+                        out.write(chunk)
+                        bar.update(len(chunk))
+            check_md5(tmp, md5, f"The download from {url} is damaged; try again.")
     except DataError:
-        tmp.unlink(missing_ok=True)
         raise
     except (OSError, ValueError) as exc:  # URLError, HTTPError and socket timeouts are OSErrors
-        tmp.unlink(missing_ok=True)
         raise DataError(f"could not download {url} to {dest}: {exc}") from exc
     return dest

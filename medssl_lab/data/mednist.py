@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from medssl_lab.data.download import download_file
 from medssl_lab.data.folder import decode_gray, load_image_folder
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import DataError
+from medssl_lab.files import atomic_file
 
 MEDNIST_URL = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/MedNIST.tar.gz"
 MEDNIST_MD5 = "0bc7306e7427e00ad1c5526a6677552d"  # MONAI's archive; repacked copies differ, so only downloads are checked
@@ -108,13 +108,8 @@ def _cache_files(source: Path) -> tuple[Path, Path]:
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_file(path, suffix=".npy") as tmp:
+        np.save(tmp, array)
 
 
 def _load_or_build_cache(source: Path) -> tuple[np.ndarray, np.ndarray, Path]:
