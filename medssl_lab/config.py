@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
 DATA_DIR_ENV = "MEDSSL_DATA_DIR"
+INTERACTIVE_ENV = "MEDSSL_INTERACTIVE"  # "0": headless (papermill, CI): no widgets, plain-text progress bars
 
 
 def default_cache_dir() -> Path:
@@ -65,3 +67,17 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def headless() -> bool:
+    """True when ``MEDSSL_INTERACTIVE`` says no frontend is watching (set by ``medssl-lab notebooks run``)."""
+    return os.environ.get(INTERACTIVE_ENV, "").strip().lower() in ("0", "false", "no", "off")
+
+
+def progress_bar(*args: Any, **kwargs: Any) -> Any:
+    """A tqdm bar: the notebook widget interactively, plain text when :func:`headless` (no widget JSON in saved notebooks)."""
+    if headless():
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
+    return tqdm(*args, **kwargs)

@@ -47,7 +47,7 @@ from medssl_lab.augment import (
     perturb,
     prepare,
 )
-from medssl_lab.config import resolve_device
+from medssl_lab.config import progress_bar, resolve_device
 from medssl_lab.data.pool import epoch_batches, resize_uint8
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
@@ -275,9 +275,7 @@ def _batched(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     starts = range(0, len(arr), batch_size)
     if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc="batches", leave=False)
+        starts = progress_bar(starts, desc="batches", leave=False)
     outputs: list[list[Tensor]] = []
     with torch.no_grad():
         for start in starts:
@@ -822,9 +820,7 @@ def train_classifier(
     best_auc, best_step, best_state = -math.inf, 0, None
     steps: range | Any = range(1, cfg.steps + 1)
     if cfg.progress:
-        from tqdm.auto import tqdm
-
-        steps = tqdm(steps, desc=f"train {arm}", dynamic_ncols=True)
+        steps = progress_bar(steps, desc=f"train {arm}", dynamic_ncols=True)
     for step in steps:
         set_train_mode()
         index = next(batches).to(device)

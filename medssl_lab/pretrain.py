@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import nn
 
 from medssl_lab.augment import MultiCropAugment, MultiCropConfig, make_generator
-from medssl_lab.config import resolve_device
+from medssl_lab.config import progress_bar, resolve_device
 from medssl_lab.data.pool import balanced_weights, epoch_batches
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
@@ -318,11 +318,9 @@ class Pretrainer:
             callback: called as ``callback(trainer, row)`` after each logged step (live plots).
             stop_after: pause after this many more steps (the run can be continued later).
         """
-        from tqdm.auto import tqdm
-
         c = self.config
         per_rank = c.batch_size // self.world
-        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"{c.method} {c.profile}",
+        bar = progress_bar(total=self.total_steps, initial=self.step, desc=f"{c.method} {c.profile}",
                    disable=not progress or self.rank != 0, dynamic_ncols=True)
         self.model.train()
         start_time, start_step, window_loss = time.perf_counter(), self.step, []

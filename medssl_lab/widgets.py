@@ -32,6 +32,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from medssl_lab.clusters import plot_prototype_gallery
+from medssl_lab.config import INTERACTIVE_ENV, headless
 
 __all__ = [
     "augmentation_explorer",
@@ -39,8 +40,6 @@ __all__ = [
     "resolve_interactive",
     "window_level_explorer",
 ]
-
-INTERACTIVE_ENV = "MEDSSL_INTERACTIVE"
 
 #: Used when the DICOM module (and so pydicom) is not importable; same values as
 #: :data:`medssl_lab.data.dicom.WINDOW_PRESETS`.
@@ -80,11 +79,10 @@ def resolve_interactive(interactive: bool | None = None) -> bool:
             warnings.warn("ipywidgets is not installed; showing a static figure instead", stacklevel=3)
             return False
         return bool(interactive)
-    env = os.environ.get(INTERACTIVE_ENV, "").strip().lower()
-    if env in ("1", "true", "yes", "on"):
-        return _ipywidgets() is not None
-    if env in ("0", "false", "no", "off"):
+    if headless():
         return False
+    if os.environ.get(INTERACTIVE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        return _ipywidgets() is not None
     return _ipywidgets() is not None and _in_jupyter_kernel()
 
 

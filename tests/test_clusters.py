@@ -186,6 +186,16 @@ def test_widgets_static_and_interactive(monkeypatch: pytest.MonkeyPatch) -> None
     assert W.resolve_interactive(None) is False  # pytest is no Jupyter kernel
     monkeypatch.setenv(W.INTERACTIVE_ENV, "0")
     assert W.resolve_interactive(None) is False
+    from tqdm import auto, std
+
+    from medssl_lab.config import progress_bar
+
+    with progress_bar(total=1, disable=True) as bar:  # headless: plain text, never a widget saved in the notebook
+        assert type(bar) is std.tqdm
+    monkeypatch.setenv(W.INTERACTIVE_ENV, "1")
+    with progress_bar(total=1, disable=True) as bar:
+        assert type(bar) is auto.tqdm and auto.tqdm is not std.tqdm  # notebook-aware
+    monkeypatch.setenv(W.INTERACTIVE_ENV, "0")
     hu = make_phantoms(1, size=32, seed=0, hu=True).images[0]
     img = make_phantoms(1, size=32, seed=0).images[0]
     images = make_phantoms(40, size=16, seed=1).images

@@ -6,8 +6,7 @@ import hashlib
 import urllib.request
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
+from medssl_lab.config import progress_bar
 from medssl_lab.errors import DataError
 from medssl_lab.files import atomic_file
 
@@ -42,7 +41,7 @@ def download_file(url: str, dest: Path, md5: str | None = None, progress: bool =
         with atomic_file(dest, suffix=".part") as tmp:
             with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                with progress_bar(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
                     for chunk in iter(lambda: response.read(1 << 20), b""):
                         out.write(chunk)
                         bar.update(len(chunk))
