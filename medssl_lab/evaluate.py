@@ -53,7 +53,7 @@ from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
 from medssl_lab.losses import HybridLoss, SwAVLoss
 from medssl_lab.models import SwAVModel, make_backbone
-from medssl_lab.pretrain import PretrainConfig, build_model, load_pretrained
+from medssl_lab.pretrain import PretrainConfig, autocast_dtype, build_model, load_pretrained
 
 __all__ = [
     "ARMS",
@@ -670,7 +670,8 @@ def _supervised_augment(size: int) -> MultiCropAugment:
 
 
 def _autocast(amp: str, device: torch.device) -> torch.autocast:
-    on = amp != "off" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    # The downstream loop has no gradient scaler, so where pretraining would use fp16 it runs in float32.
+    on = autocast_dtype(amp, device) == torch.bfloat16
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=on)
 
 

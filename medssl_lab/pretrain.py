@@ -119,7 +119,8 @@ def build_model(config: PretrainConfig) -> SwAVModel:
     return SwAVModel(backbone, feat_dim, config.hidden_dim, config.proj_dim, config.n_prototypes)
 
 
-def _autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The mixed-precision type of ``amp`` on ``device`` (None: full precision); the one rule for every loop."""
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
         return None
     if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
@@ -239,7 +240,7 @@ class Pretrainer:
             self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
         else:
             raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {config.optimizer!r}")
-        self.amp_dtype = _autocast_dtype(config.amp, self.device)
+        self.amp_dtype = autocast_dtype(config.amp, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.aug_generator = make_generator(config.seed * 1000 + self.rank, self.device)
         self.step = 0
