@@ -298,6 +298,12 @@ def test_pretrained_lr_scale_slows_only_the_pretrained_weights(splits, pretraine
     scaled = train_classifier("scratch", train, val, test, pretrained_lr_scale=0.0, **{**SMOKE, "steps": 3})
     plain = train_classifier("scratch", train, val, test, **{**SMOKE, "steps": 3})
     assert scaled.losses == plain.losses  # the scale never touches scratch
+    heads = [train_classifier("linear", train, val, test, pretrained=pretrained, linear_lr=head_lr,
+                              **{**SMOKE, "steps": steps, "eval_every": 1}).model.head.weight
+             for head_lr, steps in ((0.0, 1), (0.0, 3), (0.1, 3))]
+    assert torch.equal(heads[0], heads[1]) and not torch.equal(heads[1], heads[2])  # linear_lr=0: the head stays put
+    ft = train_classifier("finetune", train, val, test, pretrained=pretrained, linear_lr=0.0, **{**SMOKE, "steps": 3})
+    assert ft.losses == moved.losses  # linear_lr is the linear arm's alone
 
 
 def test_dense_evaluation_grid(splits) -> None:
