@@ -568,7 +568,7 @@ class TrainConfig:
     steps: int = 300
     batch_size: int = 64
     lr: float = 1e-3
-    linear_lr: float | None = 1e-2  # the linear arm's lr (None: lr): a lone linear head needs larger steps
+    linear_lr: float | None = 3e-2  # the linear arm's lr (None: lr): a lone linear head needs larger steps
     pretrained_lr_scale: float = 1.0  # finetune / hybrid: lr of the pretrained weights = lr * this
     weight_decay: float = 1e-4
     eval_every: int = 25
