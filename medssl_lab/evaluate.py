@@ -569,7 +569,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     linear_lr: float | None = 3e-2  # the linear arm's lr (None: lr): a lone linear head needs larger steps
-    pretrained_lr_scale: float = 1.0  # finetune / hybrid: lr of the pretrained weights = lr * this
+    pretrained_lr_scale: float = 1.0  # finetune / hybrid: lr of the pretrained weights = lr * this (< 1 did worse)
     weight_decay: float = 1e-4
     eval_every: int = 25
     dense_eval: tuple[int, int] | None = None  # (every, until): evaluate more often early, where convergence is decided
@@ -789,9 +789,9 @@ def train_classifier(
         ssl_bs = min(cfg.ssl_batch_size or cfg.batch_size, len(pool_images))
         if ssl_bs < 2:
             raise ValueError(f"the hybrid pool needs at least 2 images, got {len(pool_images)}")
-    # The new head learns at lr; pretrained weights (backbone, and for hybrid the SwAV head
-    # and prototypes) at lr * pretrained_lr_scale, so that a few labels do not wash them out.
-    head = [p for p in model.head.parameters()]
+    # The new head learns at lr (linear arm: linear_lr); pretrained weights (backbone, and for
+    # hybrid the SwAV head and prototypes) at lr * pretrained_lr_scale.
+    head = list(model.head.parameters())
     body = [p for p in model.backbone.parameters() if p.requires_grad]
     if arm == "hybrid":
         shared = {id(p) for p in head + body}
