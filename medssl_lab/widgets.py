@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 
 from medssl_lab.clusters import plot_prototype_gallery
 from medssl_lab.config import INTERACTIVE_ENV, headless
+from medssl_lab.data.dicom import WINDOW_PRESETS, apply_window
 
 __all__ = [
     "augmentation_explorer",
@@ -40,16 +41,6 @@ __all__ = [
     "resolve_interactive",
     "window_level_explorer",
 ]
-
-#: Used when the DICOM module (and so pydicom) is not importable; same values as
-#: :data:`medssl_lab.data.dicom.WINDOW_PRESETS`.
-_FALLBACK_PRESETS: dict[str, tuple[float, float]] = {
-    "lung": (-600.0, 1500.0),
-    "mediastinum": (50.0, 350.0),
-    "brain": (40.0, 80.0),
-    "bone": (400.0, 1800.0),
-    "abdomen": (40.0, 400.0),
-}
 
 
 # --------------------------------------------------------------------------- mode
@@ -124,25 +115,11 @@ def _as_2d(image: Any, name: str) -> np.ndarray:
 # --------------------------------------------------------------------------- window / level
 
 
-def _window01(pixels: np.ndarray, center: float, width: float) -> np.ndarray:
-    """``center +- width/2`` mapped linearly to [0, 1] and clipped (display window)."""
-    width = max(float(width), 1e-6)
-    return np.clip((pixels.astype(np.float32) - (float(center) - width / 2.0)) / width, 0.0, 1.0)
-
-
-def _default_presets() -> dict[str, tuple[float, float]]:
-    try:
-        from medssl_lab.data.dicom import WINDOW_PRESETS
-    except Exception:
-        return dict(_FALLBACK_PRESETS)
-    return dict(WINDOW_PRESETS)
-
-
 def _plot_windows(hu: np.ndarray, windows: Mapping[str, tuple[float, float]], panel_size: float) -> Figure:
     n = len(windows)
     fig, axes = plt.subplots(1, n, figsize=(panel_size * n, panel_size * 1.1), squeeze=False)
     for ax, (name, (c, w)) in zip(axes[0], windows.items()):
-        ax.imshow(_window01(hu, c, w), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.imshow(apply_window(hu, c, w), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         ax.set_title(f"{name}\nC {c:g} / W {w:g}", fontsize=8)
         ax.set_axis_off()
     fig.tight_layout()
@@ -171,7 +148,7 @@ def window_level_explorer(
         image. Static: a figure with one panel per preset.
     """
     hu = _as_2d(hu_image, "hu_image").astype(np.float32)
-    windows = dict(presets) if presets is not None else _default_presets()
+    windows = dict(presets) if presets is not None else dict(WINDOW_PRESETS)
     if not windows:
         raise ValueError("presets is empty; pass e.g. {'brain': (40, 80)}")
     for name, cw in windows.items():
@@ -203,7 +180,7 @@ def window_level_explorer(
 
         def draw() -> Figure:
             fig, ax = plt.subplots(figsize=(panel_size * 1.5, panel_size * 1.5))
-            ax.imshow(_window01(hu, center.value, width.value), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.imshow(apply_window(hu, center.value, width.value), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
             ax.set_title(f"{dropdown.value}: C {center.value:.0f} / W {width.value:.0f}", fontsize=9)
             ax.set_axis_off()
             fig.tight_layout()
