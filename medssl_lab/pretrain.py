@@ -394,7 +394,8 @@ class Pretrainer:
         for name in ("method", "backbone", "n_prototypes", "proj_dim", "hidden_dim", "batch_size", "seed", "queue_length"):
             if getattr(saved, name) != getattr(self.config, name):
                 raise TrainingError(f"cannot resume: checkpoint has {name}={getattr(saved, name)!r}, "
-                                    f"this run {getattr(self.config, name)!r}. Use another output folder.")
+                                    f"this run {getattr(self.config, name)!r}. Use another output folder, or start over "
+                                    f"with resume=False (notebook 01's parameter; `medssl-lab pretrain --restart`).")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
