@@ -104,8 +104,9 @@ def run_protocol(config: ReproduceConfig, out_dir: str | os.PathLike, data_dir: 
     encoder, _ = load_pretrained(checkpoint)
     # Every arm gets the pretrained architecture (scratch: fresh weights) and, for hybrid, its views.
     train_cfg = TrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr,
-                            eval_every=config.eval_every, dense_eval=config.dense_eval, device=config.device, backbone=pre_config.backbone,
-                            multicrop=pre_config.augment_config(), image_size=pre_config.image_size)
+                            eval_every=config.eval_every, dense_eval=config.dense_eval, device=config.device,
+                            backbone=pre_config.backbone, multicrop=pre_config.augment_config(),
+                            image_size=pre_config.image_size)
     for task, fractions in config.tasks.items():
         train, val, test = downstream_data(task, data_dir)
         if config.val_limit is not None and len(val) > config.val_limit:
