@@ -38,6 +38,7 @@ from medssl_lab.evaluate import (
     steps_to_reach,
     train_classifier,
 )
+from medssl_lab.errors import TrainingError
 from medssl_lab.files import atomic_file
 from medssl_lab.pretrain import CHECKPOINT_NAME, PretrainConfig, load_pretrained, pretrain
 
@@ -96,17 +97,18 @@ def run_protocol(config: ReproduceConfig, out_dir: str | os.PathLike, data_dir: 
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     pre_config = PretrainConfig.for_profile(config.profile, device=config.device, **config.pretrain_overrides)
+    # Every arm gets the pretrained architecture (scratch: fresh weights) and, for hybrid, its views.
+    train_cfg = TrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr,
+                            eval_every=config.eval_every, dense_eval=config.dense_eval, device=config.device,
+                            backbone=pre_config.backbone, multicrop=pre_config.augment_config(),
+                            image_size=pre_config.image_size)
+    _check_settings(out, train_cfg, config)
     pool = build_pool(size=pre_config.image_size, data_dir=data_dir)
     started = time.perf_counter()
     pretrain(pre_config, pool, out / "pretrain", resume=True, progress=progress)
     pretrain_s = time.perf_counter() - started
     checkpoint = out / "pretrain" / CHECKPOINT_NAME
     encoder, _ = load_pretrained(checkpoint)
-    # Every arm gets the pretrained architecture (scratch: fresh weights) and, for hybrid, its views.
-    train_cfg = TrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr,
-                            eval_every=config.eval_every, dense_eval=config.dense_eval, device=config.device,
-                            backbone=pre_config.backbone, multicrop=pre_config.augment_config(),
-                            image_size=pre_config.image_size)
     for task, fractions in config.tasks.items():
         train, val, test = downstream_data(task, data_dir)
         if config.val_limit is not None and len(val) > config.val_limit:
@@ -133,6 +135,25 @@ def run_protocol(config: ReproduceConfig, out_dir: str | os.PathLike, data_dir: 
                             print(f"{task:<15} {fraction:<6g} {arm:<9} seed {seed}: test AUC {record['test_auc']:.3f} "
                                   f"({record['seconds']:.0f} s)", flush=True)
     return write_reports(out, {"pretrain_seconds": pretrain_s, "profile": config.profile})
+
+
+def _check_settings(out: Path, train_cfg: TrainConfig, config: ReproduceConfig) -> None:
+    """Record the settings every run depends on in ``settings.json``; refuse to mix runs made with other ones.
+
+    Seeds, tasks and arms may change between invocations (runs are per seed, task and arm).
+    """
+    settings = {k: v for k, v in train_cfg.to_dict().items() if k not in ("device", "seed", "progress")}
+    settings.update(val_limit=config.val_limit, robustness=[config.robustness_task, config.robustness_fraction])
+    settings = json.loads(json.dumps(settings, default=float))  # tuples -> lists, as read back
+    path = out / "settings.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        changed = sorted(k for k in settings.keys() | saved.keys() if settings.get(k) != saved.get(k))
+        if changed:
+            raise TrainingError(f"{out}: its runs were made with other settings ({', '.join(changed)} differ); "
+                                f"pass another --out, or delete {out / 'runs'} and {path} to start over.")
+    else:
+        _write_json(path, settings)
 
 
 def _write_json(path: Path, record: dict) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from medssl_lab.cli import main
-from medssl_lab.reproduce import load_records, summary_markdown
+from medssl_lab.errors import TrainingError
+from medssl_lab.reproduce import ReproduceConfig, load_records, run_protocol, summary_markdown
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +48,19 @@ def test_rerun_only_redoes_missing_runs(smoke_run: Path, data_dir: Path) -> None
     assert main(["reproduce", "--profile", "smoke", "--data-dir", str(data_dir), "--out", str(smoke_run)]) == 0
     assert missing.exists()
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
+
+
+def test_runs_made_with_other_settings_are_not_mixed(smoke_run: Path, data_dir: Path) -> None:
+    settings = json.loads((smoke_run / "settings.json").read_text())
+    assert settings["steps"] == 6 and settings["linear_lr"] == 0.03 and settings["val_limit"] == 300
+    changed = dict(settings, lr=settings["lr"] * 10)
+    (smoke_run / "settings.json").write_text(json.dumps(changed))
+    try:
+        with pytest.raises(TrainingError, match="other settings \\(lr differ\\)"):
+            run_protocol(ReproduceConfig.for_profile("smoke"), smoke_run, data_dir, progress=False)
+        assert main(["reproduce", "--profile", "smoke", "--data-dir", str(data_dir), "--out", str(smoke_run)]) == 2
+    finally:
+        (smoke_run / "settings.json").write_text(json.dumps(settings))
 
 
 def test_convergence_figures_from_curves(tmp_path: Path) -> None:
