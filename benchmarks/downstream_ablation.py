@@ -78,10 +78,11 @@ def main() -> None:
                 rows = [r for r in records if r["arm"] == arm]
                 steps = [r["steps_to_target"] for r in rows]
                 reached = [s for s in steps if s is not None]
+                reductions = [r["step_reduction_pct"] for r in rows if r["step_reduction_pct"] is not None]
                 print(f"{name:<14} {fraction:<7g} {arm:<9} {mean_std([r['val'] for r in rows]):<16} "
                       f"{mean_std([r['test'] for r in rows]):<16} "
                       f"{(np.mean(reached) if reached else float('nan')):<6.1f} {len(reached)}/{len(steps)}   "
-                      f"{mean_std([r['step_reduction_pct'] for r in rows]):<12} "
+                      f"{(f'{np.mean(reductions):.0f}' if reductions else 'n/a'):<12} "
                       f"{np.mean([r['seconds'] for r in rows]):.0f}", flush=True)
 
 

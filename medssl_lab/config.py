@@ -69,9 +69,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def interactive_setting() -> bool | None:
+    """``MEDSSL_INTERACTIVE`` read as True (1/true/yes/on), False (0/false/no/off) or None (unset or other)."""
+    value = os.environ.get(INTERACTIVE_ENV, "").strip().lower()
+    return True if value in ("1", "true", "yes", "on") else False if value in ("0", "false", "no", "off") else None
+
+
 def headless() -> bool:
     """True when ``MEDSSL_INTERACTIVE`` says no frontend is watching (set by ``medssl-lab notebooks run``)."""
-    return os.environ.get(INTERACTIVE_ENV, "").strip().lower() in ("0", "false", "no", "off")
+    return interactive_setting() is False
 
 
 def progress_bar(*args: Any, **kwargs: Any) -> Any:

@@ -322,7 +322,7 @@ class Pretrainer:
         c = self.config
         per_rank = c.batch_size // self.world
         bar = progress_bar(total=self.total_steps, initial=self.step, desc=f"{c.method} {c.profile}",
-                   disable=not progress or self.rank != 0, dynamic_ncols=True)
+                           disable=not progress or self.rank != 0, dynamic_ncols=True)
         self.model.train()
         start_time, start_step, window_loss = time.perf_counter(), self.step, []
         end = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)

@@ -22,7 +22,6 @@ building the widget fails, the explorer warns and returns the static figure inst
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -32,7 +31,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from medssl_lab.clusters import plot_prototype_gallery
-from medssl_lab.config import INTERACTIVE_ENV, headless
+from medssl_lab.config import interactive_setting
 from medssl_lab.data.dicom import WINDOW_PRESETS, apply_window
 
 __all__ = [
@@ -70,10 +69,9 @@ def resolve_interactive(interactive: bool | None = None) -> bool:
             warnings.warn("ipywidgets is not installed; showing a static figure instead", stacklevel=3)
             return False
         return bool(interactive)
-    if headless():
-        return False
-    if os.environ.get(INTERACTIVE_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
-        return _ipywidgets() is not None
+    setting = interactive_setting()
+    if setting is not None:
+        return setting and _ipywidgets() is not None
     return _ipywidgets() is not None and _in_jupyter_kernel()
 
 

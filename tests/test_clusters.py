@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from medssl_lab import clusters as C
 from medssl_lab import widgets as W
+from medssl_lab.config import INTERACTIVE_ENV
 
 
 @pytest.fixture(autouse=True)
@@ -182,9 +183,9 @@ def test_widgets_static_and_interactive(monkeypatch: pytest.MonkeyPatch) -> None
     from medssl_lab.augment import MultiCropAugment, MultiCropConfig
     from medssl_lab.data.synthetic import make_phantoms
 
-    monkeypatch.delenv(W.INTERACTIVE_ENV, raising=False)
+    monkeypatch.delenv(INTERACTIVE_ENV, raising=False)
     assert W.resolve_interactive(None) is False  # pytest is no Jupyter kernel
-    monkeypatch.setenv(W.INTERACTIVE_ENV, "0")
+    monkeypatch.setenv(INTERACTIVE_ENV, "0")
     assert W.resolve_interactive(None) is False
     from tqdm import auto, std
 
@@ -192,10 +193,10 @@ def test_widgets_static_and_interactive(monkeypatch: pytest.MonkeyPatch) -> None
 
     with progress_bar(total=1, disable=True) as bar:  # headless: plain text, never a widget saved in the notebook
         assert type(bar) is std.tqdm
-    monkeypatch.setenv(W.INTERACTIVE_ENV, "1")
+    monkeypatch.setenv(INTERACTIVE_ENV, "1")
     with progress_bar(total=1, disable=True) as bar:
         assert type(bar) is auto.tqdm and auto.tqdm is not std.tqdm  # notebook-aware
-    monkeypatch.setenv(W.INTERACTIVE_ENV, "0")
+    monkeypatch.setenv(INTERACTIVE_ENV, "0")
     hu = make_phantoms(1, size=32, seed=0, hu=True).images[0]
     img = make_phantoms(1, size=32, seed=0).images[0]
     images = make_phantoms(40, size=16, seed=1).images

@@ -107,11 +107,6 @@ def _cache_files(source: Path) -> tuple[Path, Path]:
     return folder / f"{stem}_images.npy", folder / f"{stem}_labels.npy"
 
 
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    with atomic_file(path, suffix=".npy") as tmp:
-        np.save(tmp, array)
-
-
 def _load_or_build_cache(source: Path) -> tuple[np.ndarray, np.ndarray, Path]:
     """Images come back memory-mapped: only what is indexed or resized is ever read into memory."""
     image_file, label_file = _cache_files(source)
@@ -124,8 +119,9 @@ def _load_or_build_cache(source: Path) -> tuple[np.ndarray, np.ndarray, Path]:
         except (OSError, ValueError):
             pass  # a damaged cache is rebuilt, not trusted
     images, labels = _decode_archive(source) if source.is_file() else _decode_folder(source)
-    _save_atomic(label_file, labels)
-    _save_atomic(image_file, images)  # written last: its presence marks a complete cache
+    for path, array in ((label_file, labels), (image_file, images)):  # images last: their file marks a complete cache
+        with atomic_file(path, suffix=".npy") as tmp:
+            np.save(tmp, array)
     return np.load(image_file, mmap_mode="r"), labels, image_file
 
 
