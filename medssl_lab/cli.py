@@ -74,6 +74,19 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from medssl_lab.representation import format_table, load_benchmark_data, representation_benchmark
+
+    data = load_benchmark_data(args.data_dir, split=args.split)
+    rows = representation_benchmark(args.checkpoint, data, baselines=True, device=args.device or "auto")
+    table = format_table(rows, args.split)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
 def cmd_notebooks(args: argparse.Namespace) -> int:
     from medssl_lab.notebooks import run_notebooks
 
@@ -116,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--device", default=None)
     rep.add_argument("--seeds", type=int, nargs="+", help="downstream seeds (default: 0 1 2; smoke: 0)")
     rep.set_defaults(func=cmd_reproduce)
+
+    bench = sub.add_parser("benchmark", help="frozen-feature benchmark of a checkpoint beside random init and raw pixels")
+    bench.add_argument("checkpoint", help="checkpoint.pt or its run folder")
+    bench.add_argument("--data-dir", default=None)
+    bench.add_argument("--split", choices=("val", "test"), default="val",
+                       help="val to choose recipes on; test only for the final report")
+    bench.add_argument("--device", default=None)
+    bench.add_argument("--out", default=None, help="also write the table to this Markdown file")
+    bench.set_defaults(func=cmd_benchmark)
 
     nbs = sub.add_parser("notebooks", help="the notebook course")
     nbs_sub = nbs.add_subparsers(dest="action", required=True)

@@ -44,6 +44,14 @@ _SPECS: dict[str, dict[str, Any]] = {
         "conv1_t_stride": 1,
         "no_max_pool": True,
     },
+    "resnet_small_wide": {  # resnet_small at twice the width (about 4x the compute)
+        "block": "basic",
+        "layers": [1, 1, 1, 1],
+        "block_inplanes": [32, 64, 128, 256],
+        "conv1_t_size": 3,
+        "conv1_t_stride": 1,
+        "no_max_pool": True,
+    },
     "resnet18": {
         "block": "basic",
         "layers": [2, 2, 2, 2],

@@ -77,6 +77,7 @@ class PretrainConfig:
     n_local: int = 4
     global_size: int = 32
     local_size: int = 16
+    augment: dict[str, Any] = field(default_factory=dict)  # other MultiCropConfig fields, e.g. {"global_scale": (0.2, 1.0)}
     amp: str = "auto"  # "auto" (bf16 on CUDA if supported, else fp16; off on CPU), "bf16", "fp16", "off"
     channels_last: bool = True
     collapse_check: bool = True  # stop with hints when the loss stays at ln K or few prototypes are used
@@ -109,7 +110,7 @@ class PretrainConfig:
         """The multi-crop settings of this run."""
         return MultiCropConfig.for_profile(
             self.profile, self.image_size, n_global=self.n_global, n_local=self.n_local,
-            global_size=self.global_size, local_size=self.local_size,
+            global_size=self.global_size, local_size=self.local_size, **self.augment,
         )
 
 
@@ -244,6 +245,7 @@ class Pretrainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.aug_generator = make_generator(config.seed * 1000 + self.rank, self.device)
         self.step = 0
+        self.train_seconds = 0.0  # wall time spent in fit(), summed over resumes: the run's compute cost
         self.history = History()
 
     # ------------------------------------------------------------------ schedule
@@ -325,6 +327,7 @@ class Pretrainer:
                            disable=not progress or self.rank != 0, dynamic_ncols=True)
         self.model.train()
         start_time, start_step, window_loss = time.perf_counter(), self.step, []
+        tick = start_time
         end = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
         try:
             while self.step < end:
@@ -333,6 +336,8 @@ class Pretrainer:
                 metrics = self.train_step(index, epoch)
                 window_loss.append(metrics["loss"])
                 self.step += 1
+                self.train_seconds += time.perf_counter() - tick
+                tick = time.perf_counter()
                 bar.update(1)
                 if "prototype_usage" in metrics:
                     elapsed = time.perf_counter() - start_time
@@ -374,6 +379,7 @@ class Pretrainer:
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "step": self.step,
+            "train_seconds": self.train_seconds,
             "aug_rng": self.aug_generator.get_state(),
             "queue": self.queue.state_dict() if self.queue is not None else {},
             "history": self.history.rows,
@@ -400,6 +406,7 @@ class Pretrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         self.aug_generator.set_state(state["aug_rng"].to(self.aug_generator.get_state().device))
         if self.queue is not None and state["queue"]:
             self.queue.load_state_dict(state["queue"])

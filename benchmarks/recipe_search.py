@@ -1,0 +1,131 @@
+"""Pretraining recipe search, chosen on the representation benchmark (validation splits only).
+
+Usage:
+    python benchmarks/recipe_search.py --data-dir DIR --runs RUNS [--only NAME ...] [--list]
+
+Each variant is the cpu profile with a few fields changed. It is pretrained into
+``RUNS/<name>/`` (resumable: run the command again and an interrupted run continues),
+then scored with :func:`medssl_lab.representation.representation_benchmark`. One row per
+variant is appended to ``benchmarks/results/recipe_search.csv`` with its settings, its
+compute (wall minutes x torch threads) and its benchmark figures; variants already in the
+table are skipped, so a search spread over several sessions adds up. Run at most two at
+once on two cores, each with one thread (``--threads 1``, the default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from medssl_lab.data.pool import build_pool
+from medssl_lab.pretrain import PretrainConfig, load_checkpoint, pretrain
+
+TABLE = Path(__file__).parent / "results" / "recipe_search.csv"
+
+WIDE = dict(backbone="resnet_small_wide")
+STRONG_CROPS = dict(augment={"global_scale": (0.14, 1.0), "local_scale": (0.05, 0.14)})
+BALANCED = dict(balance="source")
+
+#: name -> PretrainConfig overrides of the cpu profile. Names say what changed.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "base": {},
+    "base_e2": dict(epochs=2),
+    "balanced": BALANCED,
+    "simclr": dict(method="simclr", n_local=0),
+    "strong_crops": STRONG_CROPS,
+    "no_local": dict(n_local=0),
+    "protos128": dict(n_prototypes=128),
+    "protos32": dict(n_prototypes=32),
+    "temp0.2": dict(temperature=0.2),
+    "lr5e-3": dict(lr=5e-3),
+    "wide_e1": dict(WIDE, epochs=1),
+    "wide_e2": dict(WIDE, epochs=2),
+    "size64_e1": dict(image_size=64, global_size=64, local_size=32, epochs=1),
+}
+
+
+def pretrain_variant(name: str, overrides: dict[str, Any], runs: Path, data_dir: str | None) -> Path:
+    """Pretrain (or finish pretraining) one variant; returns its run folder."""
+    config = PretrainConfig.for_profile("cpu", seed=0, **overrides)
+    folder = runs / name
+    checkpoint = folder / "checkpoint.pt"
+    if checkpoint.exists() and load_checkpoint(checkpoint).get("stopped") == "finished":
+        return folder
+    pool = build_pool(size=config.image_size, data_dir=data_dir)
+    pretrain(config, pool, folder, resume=True, progress=False)
+    return folder
+
+
+def table_row(name: str, overrides: dict[str, Any], folder: Path, scores: dict[str, float], threads: int) -> dict[str, Any]:
+    state = load_checkpoint(folder / "checkpoint.pt")
+    last = state["history"][-1] if state["history"] else {}
+    config = PretrainConfig(**state["config"])
+    return {
+        "variant": name,
+        "overrides": json.dumps(overrides, sort_keys=True),
+        "epochs": config.epochs,
+        "steps": state["step"],
+        "cpu_minutes": round(state.get("train_seconds", float("nan")) * threads / 60, 2),
+        "loss": round(last.get("loss_avg", float("nan")), 3),
+        "ln_k": round(math.log(config.n_prototypes), 3),
+        "prototype_usage": round(last.get("prototype_usage", float("nan")), 3),
+        **{k: round(v, 4) for k, v in scores.items()},
+    }
+
+
+def append_row(row: dict[str, Any], path: Path = TABLE) -> None:
+    rows = list(csv.DictReader(path.open())) if path.exists() else []
+    rows.append({k: str(v) for k, v in row.items()})
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def done_variants(path: Path = TABLE) -> set[str]:
+    return {r["variant"] for r in csv.DictReader(path.open())} if path.exists() else set()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--runs", default="runs/recipe_search", help="folder for the variants' checkpoints")
+    parser.add_argument("--only", nargs="*", help="variant names (default: all)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (compute is counted as wall x threads)")
+    parser.add_argument("--pretrain-only", action="store_true", help="do not score or record")
+    parser.add_argument("--list", action="store_true", help="print the variants and exit")
+    args = parser.parse_args()
+    if args.list:
+        for name, overrides in VARIANTS.items():
+            print(f"{name:<14} {overrides}")
+        return
+    torch.set_num_threads(args.threads)
+    names = args.only or list(VARIANTS)
+    unknown = set(names) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}; see --list")
+    for name in names:
+        if name in done_variants():
+            print(f"{name}: already in {TABLE.name}, skipped")
+            continue
+        folder = pretrain_variant(name, VARIANTS[name], Path(args.runs), args.data_dir)
+        if args.pretrain_only:
+            continue
+        from medssl_lab.representation import load_benchmark_data, representation_benchmark
+
+        data = load_benchmark_data(args.data_dir)
+        scores = representation_benchmark(folder, data)
+        row = table_row(name, VARIANTS[name], folder, scores, args.threads)
+        append_row(row)
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()
