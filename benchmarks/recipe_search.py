@@ -31,6 +31,8 @@ TABLE = Path(__file__).parent / "results" / "recipe_search.csv"
 WIDE = dict(backbone="resnet_small_wide")
 STRONG_CROPS = dict(augment={"global_scale": (0.14, 1.0), "local_scale": (0.05, 0.14)})
 BALANCED = dict(balance="source")
+WEAK_INTENSITY = dict(augment={"intensity_p": 0.4, "intensity_scale": (0.9, 1.1), "intensity_shift": (-0.05, 0.05),
+                               "gamma": (0.85, 1.2), "window_p": 0.0})
 
 #: name -> PretrainConfig overrides of the cpu profile. Names say what changed.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -39,11 +41,19 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "balanced": BALANCED,
     "simclr": dict(method="simclr", n_local=0),
     "strong_crops": STRONG_CROPS,
+    "weak_intensity": WEAK_INTENSITY,
     "no_local": dict(n_local=0),
     "protos128": dict(n_prototypes=128),
     "protos32": dict(n_prototypes=32),
     "temp0.2": dict(temperature=0.2),
     "lr5e-3": dict(lr=5e-3),
+    # The balanced pool won the first round; the next variants change one thing on top of it.
+    "bal_simclr": dict(BALANCED, method="simclr", n_local=0),
+    "bal_wide_e1": dict(BALANCED, **WIDE, epochs=1),
+    "bal_strong_crops": dict(BALANCED, **STRONG_CROPS),
+    "bal_weak_intensity": dict(BALANCED, **WEAK_INTENSITY),
+    "bal_protos128": dict(BALANCED, n_prototypes=128),
+    "bal_e8": dict(BALANCED, epochs=8),
     "wide_e1": dict(WIDE, epochs=1),
     "wide_e2": dict(WIDE, epochs=2),
     "size64_e1": dict(image_size=64, global_size=64, local_size=32, epochs=1),

@@ -23,6 +23,7 @@ weight decay chosen on validation AUC).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -687,6 +688,25 @@ def _resolve_pretrained(
     raise TypeError(f"pretrained must be a SwAVModel, a checkpoint path or None, got {type(pretrained).__name__}")
 
 
+@contextlib.contextmanager
+def keep_bn_statistics(module: nn.Module) -> Iterator[None]:
+    """Batch norm normalises with batch statistics but leaves its running statistics alone.
+
+    The hybrid arm's SwAV batches come from the pool, not from the task; if they moved the
+    running statistics, the classifier would be evaluated with the pool's statistics and
+    its probabilities (so its ACC at the 0.5 threshold) would shift from seed to seed.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.momentum = 0.0  # running = (1 - 0) * running + 0 * batch
+    try:
+        yield
+    finally:
+        for m, momentum in zip(norms, saved):
+            m.momentum = momentum
+
+
 def _cycle(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:
     """Index batches forever (a fresh permutation each epoch, full batches only)."""
     while True:
@@ -835,7 +855,7 @@ def train_classifier(
         ssl = torch.zeros((), device=device)
         if arm == "hybrid":
             views = ssl_augment(pool_images[next(pool_batches).to(device)], generator=gen)
-            with _autocast(cfg.amp, device):
+            with _autocast(cfg.amp, device), keep_bn_statistics(ssl_model):
                 _, scores = ssl_model(views)
             n_high = views_cfg.n_global
             ssl = loss_fn.ssl_loss(scores[:n_high], scores[n_high:])

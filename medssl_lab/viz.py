@@ -23,7 +23,7 @@ from medssl_lab.augment import (
 )
 
 __all__ = [
-    "LiveHistoryPlot", "plot_convergence", "plot_label_efficiency", "plot_perturbations", "plot_pool_overview",
+    "LiveHistoryPlot", "plot_compute_curve", "plot_convergence", "plot_label_efficiency", "plot_perturbations", "plot_pool_overview",
     "plot_pretrain_history", "plot_robustness", "plot_views",
 ]
 
@@ -294,3 +294,50 @@ class LiveHistoryPlot:
         due = len(trainer.history.rows) % self.every == 0 and self.redraws < self.max_redraws
         if due or trainer.step >= trainer.total_steps:
             self.show(trainer)
+
+
+def plot_compute_curve(
+    points: Sequence[Mapping],
+    baselines: Mapping[str, Mapping[str, float]],
+    figures: Sequence[str] = ("pneumonia_10shot_auc", "mednist_fewshot_acc", "cluster_class_nmi"),
+    gains: Sequence[Mapping] = (),
+) -> Figure:
+    """What more pretraining buys: benchmark figures and downstream gain against CPU-minutes (log axis).
+
+    Args:
+        points: one mapping per pretraining budget, with ``cpu_minutes``, ``label`` and the ``figures``.
+        baselines: ``{"random init": {...}, "raw pixels": {...}}``, drawn as horizontal lines.
+        figures: the benchmark figures to draw, one panel each.
+        gains: rows with ``cpu_minutes``, ``fraction``, ``gain_test_auc`` and ``gain_test_auc_std``
+            (fine-tuning minus scratch), drawn in a last panel in AUC points.
+    """
+    panels = len(figures) + bool(gains)
+    fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 3.4), squeeze=False, constrained_layout=True)
+    order = sorted(points, key=lambda p: p["cpu_minutes"])
+    x = [p["cpu_minutes"] for p in order]
+    for ax, name in zip(axes[0], figures):
+        ax.plot(x, [p[name] for p in order], marker="o", color="tab:blue", label="pretrained")
+        for point in order:
+            ax.annotate(str(point["label"]), (point["cpu_minutes"], point[name]), fontsize=6,
+                        textcoords="offset points", xytext=(3, -8))
+        for (base, values), style in zip(baselines.items(), ("--", ":")):
+            ax.axhline(values[name], ls=style, color="tab:gray", lw=1, label=base)
+        ax.set_title(name.replace("_", " "), fontsize=9)
+    if gains:
+        ax = axes[0][-1]
+        for i, fraction in enumerate(sorted({g["fraction"] for g in gains})):
+            rows = sorted((g for g in gains if g["fraction"] == fraction), key=lambda g: g["cpu_minutes"])
+            ax.errorbar([g["cpu_minutes"] for g in rows], [100 * g["gain_test_auc"] for g in rows],
+                        yerr=[100 * g["gain_test_auc_std"] for g in rows], marker="o", capsize=3,
+                        color=f"C{i + 1}", label=f"{fraction:g} of labels")
+        ax.axhline(0.0, color="k", lw=0.8)
+        ax.axhline(3.0, ls="--", color="tab:red", lw=1, label="paper: +3 to +7")
+        ax.set_title("fine-tuning minus scratch (test AUC points)", fontsize=9)
+    for ax in axes[0]:
+        ax.set_xscale("log")
+        ax.set_xlabel("pretraining CPU-minutes")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="lower right")
+        ax.annotate("the paper: 100 M images,\nGPU-weeks: far off\nto the right  →", xy=(0.98, 0.97),
+                    xycoords="axes fraction", ha="right", va="top", fontsize=6, color="tab:red")
+    return fig

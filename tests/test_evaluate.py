@@ -271,6 +271,20 @@ def test_hybrid_weight_and_validation_errors(splits, pretrained) -> None:
         train_classifier("frozen", train, val, test, **SMOKE)
 
 
+def test_keep_bn_statistics_uses_batch_statistics_but_leaves_running_ones() -> None:
+    from medssl_lab.evaluate import keep_bn_statistics
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4)).train()
+    before = net[1].running_mean.clone()
+    x = torch.randn(8, 1, 6, 6) * 5 + 3
+    with keep_bn_statistics(net):
+        out = net(x)
+    assert torch.equal(net[1].running_mean, before) and net[1].momentum == 0.1
+    assert out.mean(dim=(0, 2, 3)).abs().max() < 1e-4  # normalised with the batch's own statistics
+    net(x)
+    assert not torch.equal(net[1].running_mean, before)  # outside the block they move as usual
+
+
 def test_training_from_a_checkpoint_and_multiclass(tmp_path: Path) -> None:
     pool = phantom_split(64, 5, binary=False)
     Pretrainer(PretrainConfig.for_profile("smoke", batch_size=32, max_steps=2, device="cpu"), pool, tmp_path).fit(
