@@ -53,7 +53,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "bal_strong_crops": dict(BALANCED, **STRONG_CROPS),
     "bal_weak_intensity": dict(BALANCED, **WEAK_INTENSITY),
     "bal_protos128": dict(BALANCED, n_prototypes=128),
+    # Budgets of the balanced recipe, for the compute curve.
+    "bal_e1": dict(BALANCED, epochs=1),
+    "bal_e2": dict(BALANCED, epochs=2),
     "bal_e8": dict(BALANCED, epochs=8),
+    "bal_pool25": dict(BALANCED, pool_limit=15916),  # a quarter of the 63,662-image pool, 4 epochs
+    "bal_pool50": dict(BALANCED, pool_limit=31831),
     "wide_e1": dict(WIDE, epochs=1),
     "wide_e2": dict(WIDE, epochs=2),
     "size64_e1": dict(image_size=64, global_size=64, local_size=32, epochs=1),

@@ -1,0 +1,82 @@
+"""Gain against pretraining compute: the representation benchmark and the downstream gain at growing budgets.
+
+Usage:
+    python benchmarks/compute_curve.py --variants bal_e1 bal_e2 balanced bal_e8 --data-dir DIR
+
+Reads each budget's row of ``results/recipe_search.csv`` (benchmark figures, CPU-minutes)
+and, where present, of ``results/downstream_gain.csv`` (fine-tuning minus scratch, test
+AUC); scores random init and raw pixels beside them; writes ``results/compute_curve.csv``
+and ``results/compute_curve.png``. Run ``recipe_search.py`` and ``downstream_gain.py`` for
+the variants first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import torch
+
+from medssl_lab.pretrain import PretrainConfig, build_model
+from medssl_lab.representation import encoder_featurizer, load_benchmark_data, pixel_featurizer, score_features
+from medssl_lab.viz import plot_compute_curve
+
+RESULTS = Path(__file__).parent / "results"
+FIGURES = ("pneumonia_10shot_auc", "mednist_fewshot_acc", "cluster_class_nmi", "score")
+
+
+def read_rows(name: str) -> list[dict]:
+    path = RESULTS / name
+    return list(csv.DictReader(path.open())) if path.exists() else []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variants", nargs="+", required=True, help="budget variants of one recipe, in the search table")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    search = {r["variant"]: r for r in read_rows("recipe_search.csv")}
+    missing = [v for v in args.variants if v not in search]
+    if missing:
+        raise SystemExit(f"not in recipe_search.csv yet: {missing}; run benchmarks/recipe_search.py --only {' '.join(missing)}")
+    points, gains = [], []
+    for variant in args.variants:
+        row = search[variant]
+        point = {"label": f"{variant} ({row['epochs']} ep)", "variant": variant, "cpu_minutes": float(row["cpu_minutes"]),
+                 **{k: float(row[k]) for k in FIGURES}}
+        for gain in read_rows("downstream_gain.csv"):
+            if gain["variant"] == variant:
+                gains.append({"cpu_minutes": point["cpu_minutes"], "fraction": float(gain["fraction"]),
+                              "gain_test_auc": float(gain["gain_test_auc"]),
+                              "gain_test_auc_std": float(gain["gain_test_auc_std"])})
+                point[f"gain_{gain['fraction']}"] = float(gain["gain_test_auc"])
+        points.append(point)
+    config = PretrainConfig.for_profile("cpu", **json.loads(search[args.variants[0]]["overrides"]))
+    data = load_benchmark_data(args.data_dir)
+    torch.manual_seed(1234)
+    baselines = {
+        "random init": score_features(encoder_featurizer(build_model(config).eval(), config.image_size), data,
+                                      config.n_prototypes),
+        "raw pixels": score_features(pixel_featurizer(config.image_size), data, config.n_prototypes),
+    }
+    columns = list(dict.fromkeys(k for p in points for k in p))
+    with (RESULTS / "compute_curve.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(points)
+        for name, values in baselines.items():
+            writer.writerow({"label": name, **{k: round(values[k], 4) for k in FIGURES}})
+    fig = plot_compute_curve(points, baselines, FIGURES, gains)
+    fig.savefig(RESULTS / "compute_curve.png", dpi=130)
+    for p in points:
+        print(p)
+    for name, values in baselines.items():
+        print(name, {k: round(values[k], 4) for k in FIGURES})
+
+
+if __name__ == "__main__":
+    main()
