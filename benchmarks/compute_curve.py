@@ -54,6 +54,7 @@ def main() -> None:
                               "gain_test_auc": float(gain["gain_test_auc"]),
                               "gain_test_auc_std": float(gain["gain_test_auc_std"])})
                 point[f"gain_{gain['fraction']}"] = float(gain["gain_test_auc"])
+                point[f"gain_{gain['fraction']}_std"] = float(gain["gain_test_auc_std"])
         points.append(point)
     config = PretrainConfig.for_profile("cpu", **json.loads(search[args.variants[0]]["overrides"]))
     data = load_benchmark_data(args.data_dir)

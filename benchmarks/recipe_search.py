@@ -3,7 +3,8 @@
 Usage:
     python benchmarks/recipe_search.py --data-dir DIR --runs RUNS [--only NAME ...] [--list]
 
-Each variant is the cpu profile with a few fields changed. It is pretrained into
+Each variant is the cpu profile as it stood before this search (``balance=None``, the pool
+sampled as it is) with a few fields changed. It is pretrained into
 ``RUNS/<name>/`` (resumable: run the command again and an interrupted run continues),
 then scored with :func:`medssl_lab.representation.representation_benchmark`. One row per
 variant is appended to ``benchmarks/results/recipe_search.csv`` with its settings, its
@@ -28,6 +29,7 @@ from medssl_lab.pretrain import PretrainConfig, load_checkpoint, pretrain
 
 TABLE = Path(__file__).parent / "results" / "recipe_search.csv"
 
+SEARCH_START = dict(balance=None)  # the cpu profile's pool sampling before the search
 WIDE = dict(backbone="resnet_small_wide")
 STRONG_CROPS = dict(augment={"global_scale": (0.14, 1.0), "local_scale": (0.05, 0.14)})
 BALANCED = dict(balance="source")
@@ -50,6 +52,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # The balanced pool won the first round; the next variants change one thing on top of it.
     "bal_simclr": dict(BALANCED, method="simclr", n_local=0),
     "bal_wide_e1": dict(BALANCED, **WIDE, epochs=1),
+    "bal_wide_e2": dict(BALANCED, **WIDE, epochs=2),
     "bal_strong_crops": dict(BALANCED, **STRONG_CROPS),
     "bal_weak_intensity": dict(BALANCED, **WEAK_INTENSITY),
     "bal_protos128": dict(BALANCED, n_prototypes=128),
@@ -67,7 +70,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def pretrain_variant(name: str, overrides: dict[str, Any], runs: Path, data_dir: str | None) -> Path:
     """Pretrain (or finish pretraining) one variant; returns its run folder."""
-    config = PretrainConfig.for_profile("cpu", seed=0, **overrides)
+    config = PretrainConfig.for_profile("cpu", seed=0, **{**SEARCH_START, **overrides})
     folder = runs / name
     checkpoint = folder / "checkpoint.pt"
     if checkpoint.exists() and load_checkpoint(checkpoint).get("stopped") == "finished":

@@ -54,7 +54,10 @@ class PretrainConfig:
     backbone: str = "resnet_small"
     image_size: int = 32  # pool image size
     pool_limit: int | None = None  # use a seeded random subset of the pool (None: all)
-    balance: str | None = None  # "modality" or "source": equal sampling weight per tag
+    # Equal sampling weight per tag ("source", "modality") or None (as the pool is). "source" gives
+    # PneumoniaMNIST's 4,708 images half of every batch instead of 7 %: the representation
+    # benchmark's PneumoniaMNIST 10-shot AUC rose from 0.931 to 0.967 (benchmarks/results/recipe_search.csv).
+    balance: str | None = "source"
     epochs: int = 4
     max_steps: int | None = None  # stop early (smoke runs, tests)
     batch_size: int = 256  # global batch (split across DDP processes)

@@ -39,6 +39,8 @@ from medssl_lab.data.types import ImageSet
 from medssl_lab.evaluate import compute_metrics, extract_assignments, extract_features, knn_probe, linear_probe
 from medssl_lab.models import SwAVModel
 
+#: The committed compute curve of ``benchmarks/compute_curve.py`` (present in a checkout of the repository).
+COMPUTE_CURVE = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "compute_curve.csv"
 SHOTS: tuple[int, ...] = (1, 2, 5, 10)
 PNEUMONIA_SHOTS = 10
 #: The figures averaged into ``score``: the low-label probes, the full-label probes and the clusters.
@@ -194,3 +196,29 @@ def format_table(rows: dict[str, dict[str, float]], split: str) -> str:
             cells.append(f"{value:.3f}" + (f" ± {spread:.3f}" if spread is not None and math.isfinite(spread) else ""))
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def read_compute_curve(
+    path: str | os.PathLike = COMPUTE_CURVE,
+) -> tuple[list[dict], dict[str, dict[str, float]], list[dict]] | None:
+    """The budgets, baselines and downstream gains of a compute-curve CSV, as :func:`~medssl_lab.viz.plot_compute_curve` takes them.
+
+    Returns None when the file is not there (an installed package without the repository).
+    """
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    points, baselines, gains = [], {}, []
+    for row in csv.DictReader(path.open()):
+        values = {k: float(v) for k, v in row.items() if k not in ("label", "variant") and v not in ("", None)}
+        if "cpu_minutes" not in values:
+            baselines[row["label"]] = values
+            continue
+        points.append({"label": row["label"], **values})
+        for key in values:
+            if key.startswith("gain_") and not key.endswith("_std"):
+                gains.append({"cpu_minutes": values["cpu_minutes"], "fraction": float(key[len("gain_"):]),
+                              "gain_test_auc": values[key], "gain_test_auc_std": values.get(f"{key}_std", 0.0)})
+    return points, baselines, gains

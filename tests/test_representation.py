@@ -89,3 +89,15 @@ def test_cli_benchmark_prints_one_table(data_dir: Path, tmp_path: Path, capsys: 
     out = capsys.readouterr().out
     assert "| figure (val split) | pretrained | random_init | raw_pixels |" in out
     assert (tmp_path / "table.md").read_text().count("\n") == 15
+
+
+def test_read_compute_curve_splits_budgets_baselines_and_gains(tmp_path: Path) -> None:
+    from medssl_lab.representation import read_compute_curve
+
+    assert read_compute_curve(tmp_path / "missing.csv") is None
+    path = tmp_path / "curve.csv"
+    path.write_text("label,variant,cpu_minutes,score,gain_0.01,gain_0.01_std\n"
+                    "e1,bal_e1,4.7,0.88,0.01,0.004\ne4,balanced,21.5,0.91,0.018,0.004\nraw pixels,,,0.85,,\n")
+    points, baselines, gains = read_compute_curve(path)
+    assert [p["cpu_minutes"] for p in points] == [4.7, 21.5] and baselines == {"raw pixels": {"score": 0.85}}
+    assert gains[1] == {"cpu_minutes": 21.5, "fraction": 0.01, "gain_test_auc": 0.018, "gain_test_auc_std": 0.004}
