@@ -111,6 +111,20 @@ def done_variants(path: Path = TABLE) -> set[str]:
     return {r["variant"] for r in csv.DictReader(path.open())} if path.exists() else set()
 
 
+def markdown_table(path: Path = TABLE) -> str:
+    """The search table as Markdown: the main validation figures per variant, best score in bold."""
+    rows = list(csv.DictReader(path.open()))
+    best = max(float(r["score"]) for r in rows)
+    columns = ("cpu_minutes", "pneumonia_knn_auc", "pneumonia_linear_auc", "pneumonia_10shot_auc",
+               "mednist_1shot_acc", "mednist_fewshot_acc", "cluster_class_nmi", "score")
+    lines = ["| variant | changed | " + " | ".join(c.replace("_", " ") for c in columns) + " |",
+             "|---|---|" + "---:|" * len(columns)]
+    for r in rows:
+        cells = [f"**{r[c]}**" if c == "score" and float(r[c]) == best else r[c] for c in columns]
+        lines.append(f"| {r['variant']} | `{r['overrides']}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=None)
@@ -119,10 +133,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (compute is counted as wall x threads)")
     parser.add_argument("--pretrain-only", action="store_true", help="do not score or record")
     parser.add_argument("--list", action="store_true", help="print the variants and exit")
+    parser.add_argument("--table", action="store_true", help="print the results table as Markdown and exit")
     args = parser.parse_args()
     if args.list:
         for name, overrides in VARIANTS.items():
             print(f"{name:<14} {overrides}")
+        return
+    if args.table:
+        print(markdown_table())
         return
     torch.set_num_threads(args.threads)
     names = args.only or list(VARIANTS)
