@@ -111,6 +111,9 @@ class PretrainConfig:
 
     def augment_config(self) -> MultiCropConfig:
         """The multi-crop settings of this run."""
+        unknown = set(self.augment) - {f.name for f in fields(MultiCropConfig)}
+        if unknown:
+            raise ValueError(f"PretrainConfig.augment has unknown MultiCropConfig fields {sorted(unknown)}")
         return MultiCropConfig.for_profile(
             self.profile, self.image_size, n_global=self.n_global, n_local=self.n_local,
             global_size=self.global_size, local_size=self.local_size, **self.augment,

@@ -34,7 +34,7 @@ def test_smoke_run_writes_checkpoint_and_history(tmp_path: Path) -> None:
     trainer = pretrain(tiny_config(), phantom_pool(), tmp_path, progress=False)
     assert trainer.step == trainer.total_steps == 8
     state = load_checkpoint(tmp_path / "checkpoint.pt")
-    assert state["step"] == 8 and len(state["history"]) == 8
+    assert state["step"] == 8 and len(state["history"]) == 8 and state["train_seconds"] > 0
     losses = trainer.history.column("loss")
     assert np.isfinite(losses).all() and losses[-3:].mean() < losses[:3].mean()  # it learns something
     assert (tmp_path / "history.csv").read_text().startswith("step,epoch,lr,loss")
@@ -59,6 +59,12 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-6)
     assert np.allclose(resumed.history.column("loss"), straight.history.column("loss"), atol=1e-6)
+
+
+def test_augment_overrides_reach_the_views_and_typos_are_refused() -> None:
+    assert tiny_config(augment={"global_scale": (0.2, 0.5)}).augment_config().global_scale == (0.2, 0.5)
+    with pytest.raises(ValueError, match="unknown MultiCropConfig fields \\['global_scael'\\]"):
+        tiny_config(augment={"global_scael": (0.2, 0.5)}).augment_config()
 
 
 def test_resume_refuses_other_model(tmp_path: Path) -> None:
