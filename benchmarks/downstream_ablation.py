@@ -1,6 +1,6 @@
 """Compare downstream training recipes on one task: validation AUC (the selection criterion), test AUC, steps.
 
-Used to investigate the paper-in-miniature's shortfalls (issue 4): each ``--variant`` is a
+Used to investigate the paper-in-miniature's shortfalls: each ``--variant`` is a
 name and TrainConfig overrides; every variant runs the same arms, label fractions and seeds
 with one pretrained checkpoint. Choose recipes on the ``val_auc`` column only; ``test_auc``
 is printed to report, not to select.
