@@ -46,7 +46,7 @@ def main() -> None:
     points, gains = [], []
     for variant in args.variants:
         row = search[variant]
-        point = {"label": f"{variant} ({row['epochs']} ep)", "variant": variant, "cpu_minutes": float(row["cpu_minutes"]),
+        point = {"label": f"{row['epochs']} ep", "variant": variant, "cpu_minutes": float(row["cpu_minutes"]),
                  **{k: float(row[k]) for k in FIGURES}}
         for gain in read_rows("downstream_gain.csv"):
             if gain["variant"] == variant:

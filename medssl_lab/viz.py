@@ -332,12 +332,15 @@ def plot_compute_curve(
                         color=f"C{i + 1}", label=f"{fraction:g} of labels")
         ax.axhline(0.0, color="k", lw=0.8)
         ax.axhline(3.0, ls="--", color="tab:red", lw=1, label="paper: +3 to +7")
+        ax.set_ylim(top=max(ax.get_ylim()[1], 3.5))
         ax.set_title("fine-tuning minus scratch (test AUC points)", fontsize=9)
     for ax in axes[0]:
         ax.set_xscale("log")
+        ax.set_xticks(x, [f"{v:.3g}" for v in x])
+        ax.minorticks_off()
         ax.set_xlabel("pretraining CPU-minutes")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="lower right")
-        ax.annotate("the paper: 100 M images,\nGPU-weeks: far off\nto the right  →", xy=(0.98, 0.97),
-                    xycoords="axes fraction", ha="right", va="top", fontsize=6, color="tab:red")
+    fig.suptitle("More pretraining, better features?  The paper used 100 M images and GPU-weeks: "
+                 "far to the right of these axes.", fontsize=9, color="tab:red")
     return fig
