@@ -88,6 +88,8 @@ def run_notebooks(
     os.environ["MEDSSL_INTERACTIVE"] = "0"  # kernels inherit it: widgets fall back to static plots headless
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    # The kernels run in the notebooks' folder, so a relative data folder is made absolute here.
+    data_dir = str(Path(data_dir).resolve()) if data_dir is not None else None
     params = {"profile": profile, "data_dir": data_dir, "output_dir": str(out), "device": device, "seed": seed}
     runs: list[NotebookRun] = []
     for path in list_notebooks(notebooks_dir):

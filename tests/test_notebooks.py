@@ -59,3 +59,19 @@ def test_executed_notebooks_pass_lax_checks(executed: Path) -> None:
         assert not errors, f"{path.name}: {errors[0].ename}: {errors[0].evalue}"
         images = sum("image/png" in o.get("data", {}) for c in code for o in c.outputs)
         assert images >= 1, f"{path.name}: no plot was drawn"
+
+
+def test_relative_data_dir_reaches_the_kernel_as_an_absolute_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    course = tmp_path / "course"
+    course.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# tiny"),
+                nbformat.v4.new_code_cell('data_dir = None', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell('from pathlib import Path\nassert Path(data_dir, "marker").exists()')]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, course / "00_tiny.ipynb")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "marker").touch()
+    monkeypatch.chdir(tmp_path)
+    runs = run_notebooks(tmp_path / "out", data_dir="data", notebooks_dir=course)
+    assert [r.status for r in runs] == ["ok"]
