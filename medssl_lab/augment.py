@@ -368,7 +368,7 @@ class MultiCropConfig:
 
     @classmethod
     def for_profile(cls, profile: str, image_size: int | None = None, **overrides: object) -> MultiCropConfig:
-        """Preset for a compute profile (see DESIGN section 3); ``overrides`` replace any field.
+        """Preset for a compute profile; ``overrides`` replace any field.
 
         * ``smoke``: 2 x 16 px + 2 x 8 px, for tests and CI;
         * ``cpu``: 2 x 28-32 px (the image size, capped at 32) + 4 x 16 px;
@@ -516,7 +516,7 @@ class MultiCropAugment:
 
 # --------------------------------------------------------------------------- robustness perturbations
 
-#: Perturbation kinds of the robustness experiment (DESIGN section 5.3), in table order.
+#: Perturbation kinds of the robustness experiment (notebook 05, `medssl-lab reproduce`), in table order.
 PERTURBATIONS: tuple[str, ...] = (
     "intensity_scale", "intensity_shift", "gamma", "gaussian_noise", "blur", "rotation", "scaling",
 )

@@ -1,6 +1,6 @@
 """Turning a pretrained encoder into evidence: metrics, probes, downstream training, convergence, robustness.
 
-The experiment of DESIGN section 5 (after Ghesu et al., "Self-supervised Learning from
+The downstream experiment of the paper in miniature (after Ghesu et al., "Self-supervised Learning from
 100 Million Medical Images", 2022) compares arms that differ *only* in how the backbone
 starts and what is trained:
 
@@ -79,7 +79,7 @@ __all__ = [
 
 #: Tasks as MedMNIST names them (ordinal regression is scored like multi-class, as MedMNIST does).
 TASKS: tuple[str, ...] = ("binary-class", "multi-class", "multi-label, binary-class", "ordinal-regression")
-#: Downstream training arms of the experiment (DESIGN section 5).
+#: Downstream training arms of the experiment.
 ARMS: tuple[str, ...] = ("scratch", "linear", "finetune", "hybrid")
 
 ImagesLike = ImageSet | np.ndarray | Tensor
@@ -478,7 +478,7 @@ def linear_probe(
 
     Each candidate is fitted full-batch with L-BFGS (the problem is convex, so it is
     deterministic and fast); the test split is scored once, with the candidate of the
-    best validation AUC, as DESIGN section 5 requires.
+    best validation AUC: nothing is chosen on the test split.
 
     Args:
         train_x, val_x, test_x: ``(N, D)`` features; standardised with train statistics.
@@ -906,7 +906,7 @@ def steps_to_reach(curve: Sequence[tuple[int, float]], target: float) -> int | N
 
 
 def convergence_target(scratch_curve: Sequence[tuple[int, float]], fraction: float = 0.95) -> float:
-    """The convergence target of DESIGN 5.2: ``fraction`` of scratch's best validation AUC."""
+    """The convergence target: ``fraction`` of scratch's best validation AUC."""
     aucs = [a for _, a in scratch_curve if math.isfinite(a)]
     if not aucs:
         raise ValueError("the scratch curve holds no finite validation AUC")
@@ -939,7 +939,7 @@ def robustness_curve(
     device: str | torch.device = "auto",
     seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """Test AUC under graded perturbations (DESIGN 5.3), and the drop from the clean AUC.
+    """Test AUC under graded perturbations, and the drop from the clean AUC.
 
     Perturbations (:func:`medssl_lab.augment.perturb`) act on the stored images, before
     resizing to ``image_size`` and normalising, like a change at acquisition time.

@@ -14,7 +14,7 @@
 - :func:`prototype_usage`, :func:`assignment_entropy`, :func:`collapse_hint`:
   diagnostics to notice collapse (loss near ``ln K``, few prototypes used).
 
-Numerics (DESIGN.md section 6): Sinkhorn always runs in float32 whatever the
+Numerics: Sinkhorn always runs in float32 whatever the
 autocast, in the log domain, so that scores of any size give finite codes.
 """
 

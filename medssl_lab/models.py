@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 # name -> (block, layers, block_inplanes, stem settings). The stems are chosen for the
-# small images of the package's profiles (see DESIGN.md section 3):
+# small images of the package's profiles (smoke, cpu, gpu):
 # - resnet_small: CPU profile, 28-32 px; 3x3 stride-1 stem and no max-pool, so the
 #   feature maps are 32-16-8-4 px for a 32 px input (CIFAR-style stem).
 # - resnet18/34/50: GPU profile, 64 px or more; 7x7 stride-2 stem without max-pool

@@ -1,6 +1,6 @@
 """The pretraining engine: SwAV (or the SimCLR baseline) on the unlabelled pool.
 
-One code path for three sizes (``smoke``, ``cpu``, ``gpu``; DESIGN section 3). The pool
+One code path for three sizes (``smoke``, ``cpu``, ``gpu``). The pool
 stays uint8 in memory (on the GPU when there is one); each step indexes a batch, makes
 all multi-crop views on the device, runs the model under autocast where it helps, and
 steps the optimizer with a warm-up + cosine schedule. Checkpoints hold everything a run

@@ -1,4 +1,4 @@
-"""The paper in miniature (DESIGN section 5): accuracy, convergence and robustness of SwAV pretraining.
+"""The paper in miniature: accuracy, convergence and robustness of SwAV pretraining.
 
 One pretraining run on the unlabelled pool (MedNIST + PneumoniaMNIST train), then for each
 downstream task and label fraction and seed, four arms with the same backbone, budget and
@@ -170,7 +170,7 @@ def add_convergence(records: list[dict]) -> list[dict]:
     """Fill ``steps_to_target`` and ``step_reduction_pct`` of each record from its curve.
 
     The target is 95 % of the best validation AUC of the scratch run with the same task,
-    fraction and seed (DESIGN 5.2); records need ``task, fraction, arm, seed, curve``.
+    fraction and seed; records need ``task, fraction, arm, seed, curve``.
     """
     by_key = {(r["task"], r["fraction"], r["seed"]): r for r in records if r["arm"] == "scratch"}
     for r in records:
