@@ -1,7 +1,7 @@
 """Gain against pretraining compute: the representation benchmark and the downstream gain at growing budgets.
 
 Usage:
-    python benchmarks/compute_curve.py --variants bal_e1 bal_e2 balanced bal_e8 --data-dir DIR
+    python benchmarks/compute_curve.py --variants bal_e1 bal_e2 balanced --data-dir DIR
 
 Reads each budget's row of ``results/recipe_search.csv`` (benchmark figures, CPU-minutes)
 and, where present, of ``results/downstream_gain.csv`` (fine-tuning minus scratch, test
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from medssl_lab.pretrain import PretrainConfig, build_model
-from medssl_lab.representation import encoder_featurizer, load_benchmark_data, pixel_featurizer, score_features
+from medssl_lab.pretrain import PretrainConfig
+from medssl_lab.representation import load_benchmark_data, score_baselines
 from medssl_lab.viz import plot_compute_curve
 
 RESULTS = Path(__file__).parent / "results"
@@ -57,13 +57,8 @@ def main() -> None:
                 point[f"gain_{gain['fraction']}_std"] = float(gain["gain_test_auc_std"])
         points.append(point)
     config = PretrainConfig.for_profile("cpu", **json.loads(search[args.variants[0]]["overrides"]))
-    data = load_benchmark_data(args.data_dir)
-    torch.manual_seed(1234)
-    baselines = {
-        "random init": score_features(encoder_featurizer(build_model(config).eval(), config.image_size), data,
-                                      config.n_prototypes),
-        "raw pixels": score_features(pixel_featurizer(config.image_size), data, config.n_prototypes),
-    }
+    scores = score_baselines(config, load_benchmark_data(args.data_dir))
+    baselines = {name.replace("_", " "): values for name, values in scores.items()}
     columns = list(dict.fromkeys(k for p in points for k in p))
     with (RESULTS / "compute_curve.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")

@@ -53,8 +53,6 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=["scratch", "finetune"])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--eval-every", type=int, default=5)
-    parser.add_argument("--hybrid-pool", choices=("pool", "task"), default="pool",
-                        help="hybrid's unlabelled images: the pretraining pool, or the task's own train images")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--variant", action="append", default=None, help="name:key=value,... (repeatable)")
     args = parser.parse_args()
@@ -63,12 +61,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     encoder, pre_cfg = load_pretrained(args.checkpoint)
     train, val, test = downstream_data(args.task, args.data_dir)
-    pool = None
-    if "hybrid" in args.arms:
-        pool = train if args.hybrid_pool == "task" else build_pool(size=pre_cfg.image_size, data_dir=args.data_dir)
+    pool = build_pool(size=pre_cfg.image_size, data_dir=args.data_dir) if "hybrid" in args.arms else None
     base = TrainConfig(steps=args.steps, eval_every=args.eval_every, backbone=pre_cfg.backbone,
                        multicrop=pre_cfg.augment_config(), image_size=pre_cfg.image_size)
-    print(f"hybrid pool: {args.hybrid_pool}; task {args.task}; steps {args.steps}; eval every {args.eval_every}; seeds {args.seeds}; "
+    print(f"task {args.task}; steps {args.steps}; eval every {args.eval_every}; seeds {args.seeds}; "
           f"checkpoint {args.checkpoint}")
     print("variant        labels  arm       val_auc          test_auc         steps_to_95%  reduction_%  seconds")
     for name, overrides in map(parse_variant, args.variant or ["base:"]):

@@ -78,7 +78,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from medssl_lab.representation import format_table, load_benchmark_data, representation_benchmark
 
     data = load_benchmark_data(args.data_dir, split=args.split)
-    rows = representation_benchmark(args.checkpoint, data, baselines=True, device=args.device or "auto")
+    rows = representation_benchmark(args.checkpoint, data, device=args.device or "auto")
     table = format_table(rows, args.split)
     print(table)
     if args.out:

@@ -25,7 +25,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from medssl_lab.data.mednist import load_mednist
 from medssl_lab.data.types import ImageSet
 from medssl_lab.evaluate import compute_metrics, extract_assignments, extract_features, knn_probe, linear_probe
 from medssl_lab.models import SwAVModel
+
+if TYPE_CHECKING:
+    from medssl_lab.pretrain import PretrainConfig
 
 #: The committed compute curve of ``benchmarks/compute_curve.py`` (present in a checkout of the repository).
 COMPUTE_CURVE = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "compute_curve.csv"
@@ -160,28 +163,40 @@ def prototype_assigner(model: SwAVModel, size: int, device: str = "auto") -> Cal
     return lambda images: extract_assignments(model, images, image_size=size, device=device)[1].argmax(1)
 
 
-def representation_benchmark(
-    checkpoint: str | os.PathLike, data: BenchmarkData, baselines: bool = False, device: str = "auto", draws: int = 100,
-) -> dict[str, float] | dict[str, dict[str, float]]:
-    """Benchmark a pretraining checkpoint; with ``baselines`` also random init and raw pixels.
-
-    Returns the checkpoint's figures, or ``{"pretrained": ..., "random_init": ..., "raw_pixels": ...}``.
-    """
-    from medssl_lab.pretrain import build_model, load_pretrained
+def score_checkpoint(
+    checkpoint: str | os.PathLike, data: BenchmarkData, device: str = "auto", draws: int = 100
+) -> dict[str, float]:
+    """Every figure of the benchmark for a pretraining checkpoint (file or run folder)."""
+    from medssl_lab.pretrain import load_pretrained
 
     model, config = load_pretrained(Path(checkpoint), device)
-    size, k = config.image_size, config.n_prototypes
-    own_clusters = prototype_assigner(model, size, device) if config.method == "swav" else None
-    pretrained = score_features(encoder_featurizer(model, size, device), data, k, own_clusters, draws)
-    if not baselines:
-        return pretrained
+    own_clusters = prototype_assigner(model, config.image_size, device) if config.method == "swav" else None
+    return score_features(encoder_featurizer(model, config.image_size, device), data, config.n_prototypes,
+                          own_clusters, draws)
+
+
+def score_baselines(config: "PretrainConfig", data: BenchmarkData, device: str = "auto",
+                    draws: int = 100) -> dict[str, dict[str, float]]:
+    """The figures of what any checkpoint of ``config`` must beat: its network at random init, and the raw pixels."""
+    from medssl_lab.pretrain import build_model
+
     torch.manual_seed(1234)
     random_init = build_model(config).eval()
+    size, k = config.image_size, config.n_prototypes
     return {
-        "pretrained": pretrained,
         "random_init": score_features(encoder_featurizer(random_init, size, device), data, k, None, draws),
         "raw_pixels": score_features(pixel_featurizer(size), data, k, None, draws),
     }
+
+
+def representation_benchmark(
+    checkpoint: str | os.PathLike, data: BenchmarkData, device: str = "auto", draws: int = 100
+) -> dict[str, dict[str, float]]:
+    """``{"pretrained": ..., "random_init": ..., "raw_pixels": ...}`` for a checkpoint, ready for :func:`format_table`."""
+    from medssl_lab.pretrain import load_pretrained
+
+    _, config = load_pretrained(Path(checkpoint), "cpu")
+    return {"pretrained": score_checkpoint(checkpoint, data, device, draws), **score_baselines(config, data, device, draws)}
 
 
 def format_table(rows: dict[str, dict[str, float]], split: str) -> str:
