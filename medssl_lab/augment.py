@@ -68,7 +68,8 @@ __all__ = [
 MEAN: float = 0.5
 STD: float = 0.25
 
-PROFILES: tuple[str, ...] = ("smoke", "cpu", "gpu")
+#: The compute profiles, one name each for every preset in the package (``cpu_long``: the cpu recipe, longer).
+PROFILES: tuple[str, ...] = ("smoke", "cpu", "cpu_long", "gpu")
 
 
 # --------------------------------------------------------------------------- basics
@@ -371,12 +372,12 @@ class MultiCropConfig:
         """Preset for a compute profile; ``overrides`` replace any field.
 
         * ``smoke``: 2 x 16 px + 2 x 8 px, for tests and CI;
-        * ``cpu``: 2 x 28-32 px (the image size, capped at 32) + 4 x 16 px;
+        * ``cpu`` and ``cpu_long``: 2 x 28-32 px (the image size, capped at 32) + 4 x 16 px;
         * ``gpu``: 2 x max(64, image size) + 6 x half that (SwAV's 2 + 6 views).
         """
         if profile == "smoke":
             cfg = cls(global_size=16, local_size=8, n_local=2)
-        elif profile == "cpu":
+        elif profile in ("cpu", "cpu_long"):
             g = min(max(image_size or 28, 28), 32)
             cfg = cls(global_size=g, local_size=16, n_local=4)
         elif profile == "gpu":

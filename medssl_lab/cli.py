@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medssl_lab.augment import PROFILES
 from medssl_lab.data.pool import DEFAULT_SOURCES, build_pool, pool_summary
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
@@ -109,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.set_defaults(func=cmd_data)
 
     pre = sub.add_parser("pretrain", help="SwAV (or SimCLR) pretraining on the pool; torchrun for several processes")
-    pre.add_argument("--profile", choices=("smoke", "cpu", "gpu"), default="cpu")
+    pre.add_argument("--profile", choices=PROFILES, default="cpu")
     pre.add_argument("--data-dir", default=None)
     pre.add_argument("--out", default="outputs/pretrain", help="folder for checkpoint.pt and history.csv")
     pre.add_argument("--epochs", type=int)
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.set_defaults(func=cmd_pretrain)
 
     rep = sub.add_parser("reproduce", help="the paper in miniature: pretrain, then scratch/linear/finetune/hybrid arms")
-    rep.add_argument("--profile", choices=("smoke", "cpu", "gpu"), default="cpu")
+    rep.add_argument("--profile", choices=PROFILES, default="cpu")
     rep.add_argument("--data-dir", default=None)
     rep.add_argument("--out", default="outputs/reproduce")
     rep.add_argument("--device", default=None)
@@ -142,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     nbs = sub.add_parser("notebooks", help="the notebook course")
     nbs_sub = nbs.add_subparsers(dest="action", required=True)
     run = nbs_sub.add_parser("run", help="execute every notebook in order with papermill")
-    run.add_argument("--profile", choices=("smoke", "cpu", "gpu"), default="smoke")
+    run.add_argument("--profile", choices=PROFILES, default="smoke")
     run.add_argument("--out", default="outputs/notebooks", help="folder for executed notebooks, results, summary.md")
     run.add_argument("--data-dir", default=None)
     run.add_argument("--device", default="auto")

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from medssl_lab.augment import PROFILES
 from medssl_lab.data.medmnist import load_medmnist
 from medssl_lab.data.mednist import load_mednist
 from medssl_lab.data.pool import build_pool
@@ -47,7 +48,7 @@ TASK_FRACTIONS: dict[str, tuple[float, ...]] = {"pneumoniamnist": (0.01, 0.1, 1.
 
 @dataclass
 class ReproduceConfig:
-    """The protocol's knobs; :meth:`for_profile` gives the smoke / cpu / gpu sizes."""
+    """The protocol's knobs; :meth:`for_profile` gives the sizes of each profile."""
 
     profile: str = "cpu"
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -70,10 +71,11 @@ class ReproduceConfig:
             "smoke": dict(seeds=(0,), tasks={"pneumoniamnist": (0.1,), "mednist": (0.01,)}, steps=6, batch_size=32,
                           eval_every=3, dense_eval=None, val_limit=300, robustness_fraction=0.1),
             "cpu": dict(),
+            "cpu_long": dict(),  # the longer pretraining, the same downstream protocol
             "gpu": dict(steps=1000, batch_size=128, eval_every=50, val_limit=None),
         }
         if profile not in presets:
-            raise ValueError(f"unknown profile {profile!r}; choose smoke, cpu or gpu")
+            raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
         return cls(profile=profile, **{**presets[profile], **overrides})
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from medssl_lab.augment import PROFILES
 from medssl_lab.notebooks import list_notebooks, run_notebooks
 
 SHARED_PARAMETERS = {"profile", "data_dir", "output_dir", "device", "seed"}
@@ -39,6 +40,9 @@ def test_committed_notebooks_are_clean_and_parameterised() -> None:
         for cell in nb.cells:
             if cell.cell_type == "code":
                 assert not cell.outputs and cell.execution_count is None, f"{path.name}: commit notebooks stripped"
+        table = next(c.source for c in nb.cells if "}[profile]" in c.source)
+        missing = [p for p in PROFILES if f'"{p}": dict(' not in table]
+        assert not missing, f"{path.name}: its per-profile settings lack {missing}"
 
 
 def test_every_notebook_runs_in_smoke_profile(executed: Path) -> None:

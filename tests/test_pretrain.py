@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from medssl_lab.augment import PROFILES
 from medssl_lab.cli import main
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
 from medssl_lab.pretrain import Pretrainer, PretrainConfig, load_checkpoint, load_pretrained, pretrain
+from medssl_lab.reproduce import ReproduceConfig
 
 
 def phantom_pool(n: int = 128) -> ImageSet:
@@ -65,6 +68,17 @@ def test_augment_overrides_reach_the_views_and_typos_are_refused() -> None:
     assert tiny_config(augment={"global_scale": (0.2, 0.5)}).augment_config().global_scale == (0.2, 0.5)
     with pytest.raises(ValueError, match="unknown MultiCropConfig fields \\['global_scael'\\]"):
         tiny_config(augment={"global_scael": (0.2, 0.5)}).augment_config()
+
+
+def test_every_profile_has_every_preset_and_cpu_long_only_trains_longer() -> None:
+    for profile in PROFILES:
+        assert PretrainConfig.for_profile(profile).augment_config() is not None
+        assert ReproduceConfig.for_profile(profile).profile == profile
+    cpu, long = asdict(PretrainConfig.for_profile("cpu")), asdict(PretrainConfig.for_profile("cpu_long"))
+    assert {k for k in cpu if cpu[k] != long[k]} == {"profile", "epochs"} and long["epochs"] > cpu["epochs"]
+    assert PretrainConfig.for_profile("cpu_long").augment_config() == PretrainConfig.for_profile("cpu").augment_config()
+    with pytest.raises(ValueError, match="unknown profile 'laptop'"):
+        PretrainConfig.for_profile("laptop")
 
 
 def test_resume_refuses_other_model(tmp_path: Path) -> None:
