@@ -227,13 +227,14 @@ def read_compute_curve(
         return None
     points, baselines, gains = [], {}, []
     for row in csv.DictReader(path.open()):
-        values = {k: float(v) for k, v in row.items() if k not in ("label", "variant") and v not in ("", None)}
+        values = {k: float(v) for k, v in row.items() if k not in ("label", "variant", "series") and v not in ("", None)}
         if "cpu_minutes" not in values:
             baselines[row["label"]] = values
             continue
-        points.append({"label": row["label"], **values})
+        series = {"series": row["series"]} if row.get("series") else {}
+        points.append({"label": row["label"], **series, **values})
         for key in values:
             if key.startswith("gain_") and not key.endswith("_std"):
                 gains.append({"cpu_minutes": values["cpu_minutes"], "fraction": float(key[len("gain_"):]),
-                              "gain_test_auc": values[key], "gain_test_auc_std": values.get(f"{key}_std", 0.0)})
+                              "gain_test_auc": values[key], "gain_test_auc_std": values.get(f"{key}_std", 0.0), **series})
     return points, baselines, gains

@@ -305,38 +305,48 @@ def plot_compute_curve(
     """What more pretraining buys: benchmark figures and downstream gain against CPU-minutes (log axis).
 
     Args:
-        points: one mapping per pretraining budget, with ``cpu_minutes``, ``label`` and the ``figures``.
+        points: one mapping per pretraining budget, with ``cpu_minutes``, ``label``, the ``figures`` and
+            optionally ``series`` (budgets of one kind, e.g. more epochs or more images, share a line).
         baselines: ``{"random init": {...}, "raw pixels": {...}}``, drawn as horizontal lines.
         figures: the benchmark figures to draw, one panel each.
-        gains: rows with ``cpu_minutes``, ``fraction``, ``gain_test_auc`` and ``gain_test_auc_std``
-            (fine-tuning minus scratch), drawn in a last panel in AUC points.
+        gains: rows with ``cpu_minutes``, ``fraction``, ``gain_test_auc``, ``gain_test_auc_std`` and optionally
+            ``series`` (fine-tuning minus scratch), drawn in a last panel in AUC points.
     """
     panels = len(figures) + bool(gains)
     fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 3.4), squeeze=False, constrained_layout=True)
-    order = sorted(points, key=lambda p: p["cpu_minutes"])
-    x = [p["cpu_minutes"] for p in order]
+    series = list(dict.fromkeys(p.get("series", "pretrained") for p in points))
+    styles = dict(zip(series, (("tab:blue", "o", "-"), ("tab:purple", "s", "--"), ("tab:olive", "^", ":"))))
+    x = sorted({p["cpu_minutes"] for p in points})
     for ax, name in zip(axes[0], figures):
-        ax.plot(x, [p[name] for p in order], marker="o", color="tab:blue", label="pretrained")
-        for point in order:
-            ax.annotate(str(point["label"]), (point["cpu_minutes"], point[name]), fontsize=6,
-                        textcoords="offset points", xytext=(3, -8))
+        for label in series:
+            color, marker, line = styles[label]
+            order = sorted((p for p in points if p.get("series", "pretrained") == label), key=lambda p: p["cpu_minutes"])
+            ax.plot([p["cpu_minutes"] for p in order], [p[name] for p in order], marker=marker, ls=line, color=color,
+                    label=label)
+            for point in order:
+                ax.annotate(str(point["label"]), (point["cpu_minutes"], point[name]), fontsize=6,
+                            textcoords="offset points", xytext=(3, -8), color=color)
         for (base, values), style in zip(baselines.items(), ("--", ":")):
             ax.axhline(values[name], ls=style, color="tab:gray", lw=1, label=base)
         ax.set_title(name.replace("_", " "), fontsize=9)
     if gains:
         ax = axes[0][-1]
         for i, fraction in enumerate(sorted({g["fraction"] for g in gains})):
-            rows = sorted((g for g in gains if g["fraction"] == fraction), key=lambda g: g["cpu_minutes"])
-            ax.errorbar([g["cpu_minutes"] for g in rows], [100 * g["gain_test_auc"] for g in rows],
-                        yerr=[100 * g["gain_test_auc_std"] for g in rows], marker="o", capsize=3,
-                        color=f"C{i + 1}", label=f"{fraction:g} of labels")
+            for label in series:
+                rows = sorted((g for g in gains if g["fraction"] == fraction and g.get("series", "pretrained") == label),
+                              key=lambda g: g["cpu_minutes"])
+                if rows:
+                    ax.errorbar([g["cpu_minutes"] for g in rows], [100 * g["gain_test_auc"] for g in rows],
+                                yerr=[100 * g["gain_test_auc_std"] for g in rows], marker=styles[label][1], capsize=3,
+                                ls=styles[label][2], color=f"C{i + 1}",
+                                label=f"{fraction:g} of labels" + (f" ({label})" if len(series) > 1 else ""))
         ax.axhline(0.0, color="k", lw=0.8)
         ax.axhline(3.0, ls="--", color="tab:red", lw=1, label="paper: +3 to +7")
         ax.set_ylim(top=max(ax.get_ylim()[1], 3.5))
         ax.set_title("fine-tuning minus scratch (test AUC points)", fontsize=9)
     for ax in axes[0]:
         ax.set_xscale("log")
-        ax.set_xticks(x, [f"{v:.3g}" for v in x])
+        ax.set_xticks(x, [f"{v:.3g}" for v in x], fontsize=6)
         ax.minorticks_off()
         ax.set_xlabel("pretraining CPU-minutes")
         ax.grid(alpha=0.3)

@@ -101,3 +101,6 @@ def test_read_compute_curve_splits_budgets_baselines_and_gains(tmp_path: Path) -
     points, baselines, gains = read_compute_curve(path)
     assert [p["cpu_minutes"] for p in points] == [4.7, 21.5] and baselines == {"raw pixels": {"score": 0.85}}
     assert gains[1] == {"cpu_minutes": 21.5, "fraction": 0.01, "gain_test_auc": 0.018, "gain_test_auc_std": 0.004}
+    path.write_text("label,series,cpu_minutes,score,gain_0.01,gain_0.01_std\n25% pool,images,5.0,0.88,0.01,0.004\n")
+    points, _, gains = read_compute_curve(path)
+    assert points[0]["series"] == "images" and gains[0]["series"] == "images"

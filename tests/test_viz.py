@@ -24,3 +24,18 @@ def test_compute_curve_draws_every_budget_baseline_and_gain() -> None:
     assert {t.get_text() for t in first.get_legend().get_texts()} == {"pretrained", "random init", "raw pixels"}
     assert len(gain_panel.containers) == 2  # one error-bar series per label fraction
     assert max(gain_panel.containers[1].lines[0].get_ydata()) == 4.0  # gains are drawn in AUC points
+
+
+def test_compute_curve_draws_one_line_per_series() -> None:
+    points = [{"label": "1 ep", "series": "epochs", "cpu_minutes": 5.0, "score": 0.88},
+              {"label": "4 ep", "series": "epochs", "cpu_minutes": 20.0, "score": 0.91},
+              {"label": "25% pool", "series": "images", "cpu_minutes": 5.0, "score": 0.87},
+              {"label": "100% pool", "series": "images", "cpu_minutes": 20.0, "score": 0.91}]
+    gains = [{"cpu_minutes": p["cpu_minutes"], "fraction": 0.01, "gain_test_auc": 0.01, "gain_test_auc_std": 0.0,
+              "series": p["series"]} for p in points]
+    fig = plot_compute_curve(points, {"raw pixels": {"score": 0.85}}, figures=("score",), gains=gains)
+    panel, gain_panel = fig.axes
+    epochs, images = panel.get_lines()[:2]
+    assert list(images.get_ydata()) == [0.87, 0.91] and list(epochs.get_xdata()) == [5.0, 20.0]
+    assert {t.get_text() for t in panel.get_legend().get_texts()} == {"epochs", "images", "raw pixels"}
+    assert len(gain_panel.containers) == 2  # one error-bar series per (fraction, series)
