@@ -1,12 +1,13 @@
-"""The one atomic-write helper: a file appears whole or not at all."""
+"""The atomic-write helper (a file appears whole or not at all) and the content key of caches."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from medssl_lab.files import atomic_file
+from medssl_lab.files import atomic_file, content_key
 
 
 def test_atomic_file_replaces_on_success_and_keeps_the_old_file_on_error(tmp_path: Path) -> None:
@@ -21,3 +22,19 @@ def test_atomic_file_replaces_on_success_and_keeps_the_old_file_on_error(tmp_pat
             raise RuntimeError("interrupted")
     assert target.read_text() == "first"
     assert sorted(p.name for p in target.parent.iterdir()) == ["result.json"]  # no temporary file left behind
+
+
+def test_content_key_changes_with_the_bytes_not_only_the_size(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.tar.gz", tmp_path / "b.tar.gz"
+    first.write_bytes(b"x" * 1000)
+    second.write_bytes(b"x" * 500 + b"y" * 500)
+    assert content_key(first) != content_key(second) and content_key(first) == content_key(first)
+    folder = tmp_path / "MedNIST" / "CXR"
+    folder.mkdir(parents=True)
+    (folder / "0.jpeg").write_bytes(b"jpeg")
+    before = content_key(folder.parent)
+    (folder / "1.jpeg").write_bytes(b"jpeg")
+    added = content_key(folder.parent)
+    assert added != before  # an added file, same folder size
+    os.utime(folder / "1.jpeg", ns=(1, 1))
+    assert content_key(folder.parent) != added  # a rewritten file

@@ -1,8 +1,10 @@
 """MedNIST (58,954 64x64 JPEGs of 6 classes, 3 modalities) with a seeded stratified split.
 
 Read from ``MedNIST.tar.gz`` (the archive MONAI's tutorials use) or its extracted
-``MedNIST/`` folder, decoded once, and cached as a uint8 array in a writable data
-folder so that later loads take well under a second.
+``MedNIST/`` folder, decoded once, checked against the published layout (6 classes, 58,954 images), and
+cached as a uint8 array in the cache folder, keyed by a hash of the archive's bytes (or of
+the folder's file list), so that later loads take well under a second and a cache never
+outlives the data it was built from.
 """
 
 from __future__ import annotations
@@ -19,14 +21,16 @@ from medssl_lab.data.download import download_file
 from medssl_lab.data.folder import decode_gray, load_image_folder
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import DataError
-from medssl_lab.files import atomic_file
+from medssl_lab.files import atomic_file, content_key
 
 MEDNIST_URL = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/MedNIST.tar.gz"
 MEDNIST_MD5 = "0bc7306e7427e00ad1c5526a6677552d"  # MONAI's archive; repacked copies differ, so only downloads are checked
 MEDNIST_CLASSES = ("AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT")
 MEDNIST_MODALITY = {"AbdomenCT": "CT", "BreastMRI": "MR", "CXR": "X-ray", "ChestCT": "CT", "Hand": "X-ray", "HeadCT": "CT"}
+#: Images per class in the published data set: a load that finds fewer is damaged or incomplete.
+MEDNIST_COUNTS = {"AbdomenCT": 10000, "BreastMRI": 8954, "CXR": 10000, "ChestCT": 10000, "Hand": 10000, "HeadCT": 10000}
 MEDNIST_SIZE = 64
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -99,11 +103,22 @@ def _decode_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return folder.images, remap[folder.labels[:, 0]]
 
 
+def check_layout(labels: np.ndarray, source: Path) -> None:
+    """Refuse a decoded MedNIST whose class counts differ from the published ones (a damaged or partial copy)."""
+    counts = np.bincount(labels, minlength=len(MEDNIST_CLASSES))
+    wrong = [f"{name} {n:,} of {MEDNIST_COUNTS[name]:,}" for name, n in zip(MEDNIST_CLASSES, counts)
+             if n != MEDNIST_COUNTS[name]]
+    if wrong:
+        raise DataError(f"{source}: {counts.sum():,} images where MedNIST has {sum(MEDNIST_COUNTS.values()):,} "
+                        f"({', '.join(wrong)}): the copy is damaged or incomplete. Download MedNIST.tar.gz again "
+                        f"(or extract it again); nothing was cached.")
+
+
 def _cache_files(source: Path) -> tuple[Path, Path]:
-    """Decoded copy (images, labels) in the cache folder, never in the data folder, which may be shared."""
+    """Decoded copy (images, labels) in the cache folder (never the data folder, which may be shared)."""
     folder = default_cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"mednist_v{CACHE_VERSION}_{'tar' if source.is_file() else 'dir'}_{source.stat().st_size}"
+    stem = f"mednist_v{CACHE_VERSION}_{content_key(source)}"
     return folder / f"{stem}_images.npy", folder / f"{stem}_labels.npy"
 
 
@@ -115,10 +130,12 @@ def _load_or_build_cache(source: Path) -> tuple[np.ndarray, np.ndarray, Path]:
             images = np.load(image_file, mmap_mode="r")
             labels = np.load(label_file)
             if images.shape == (len(labels), MEDNIST_SIZE, MEDNIST_SIZE) and images.dtype == np.uint8:
+                check_layout(labels, source)
                 return images, labels, image_file
-        except (OSError, ValueError):
+        except (OSError, ValueError, DataError):
             pass  # a damaged cache is rebuilt, not trusted
     images, labels = _decode_archive(source) if source.is_file() else _decode_folder(source)
+    check_layout(labels, source)
     for path, array in ((label_file, labels), (image_file, images)):  # images last: their file marks a complete cache
         with atomic_file(path, suffix=".npy") as tmp:
             np.save(tmp, array)

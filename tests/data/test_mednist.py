@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import tarfile
 import time
@@ -58,15 +59,31 @@ def _jpeg(value: int) -> bytes:
     return buf.getvalue()
 
 
-def test_extracted_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_incomplete_folder_is_refused_and_not_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MEDSSL_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     for i, name in enumerate(MEDNIST_CLASSES[:2]):
         (tmp_path / "MedNIST" / name).mkdir(parents=True)
         for j in range(3):
             (tmp_path / "MedNIST" / name / f"{j:06d}.jpeg").write_bytes(_jpeg(40 * (i + 1)))
-    data = load_mednist(tmp_path, download=False)
-    assert data.all.class_counts()["AbdomenCT"] == 3 and data.all.class_counts()["BreastMRI"] == 3
-    assert set(data.all.modality) == {"CT", "MR"}
+    with pytest.raises(DataError, match="6 images where MedNIST has 58,954 .AbdomenCT 3 of 10,000, BreastMRI 3 of 8,954, "
+                                        "CXR 0 of 10,000.*damaged or incomplete"):
+        load_mednist(tmp_path, download=False)
+    assert not list((tmp_path / "cache").rglob("*.npy"))
+
+
+def test_archive_cut_at_a_damaged_header_is_refused_and_the_intact_one_still_loads(
+        mednist, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # tarfile reads a damaged header as the end of the archive: without the layout check this was a short read
+    monkeypatch.delenv("MEDSSL_DATA_DIR", raising=False)
+    raw = bytearray(gzip.decompress((data_dir / "MedNIST.tar.gz").read_bytes()))
+    header = raw.index(b"MedNIST/Hand/")  # a member header past the first classes
+    header -= header % 512
+    raw[header + 148:header + 156] = b"garbage!"  # its checksum field
+    (tmp_path / "MedNIST.tar.gz").write_bytes(gzip.compress(bytes(raw), compresslevel=1))
+    with pytest.raises(DataError, match="the copy is damaged or incomplete"):
+        load_mednist(tmp_path, download=False)
+    assert np.array_equal(load_mednist(data_dir).all.labels, mednist.all.labels)
 
 
 def test_truncated_archive(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
