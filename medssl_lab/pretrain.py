@@ -39,7 +39,7 @@ from medssl_lab.losses import (
     freeze_prototypes_grad,
     prototype_usage,
 )
-from medssl_lab.models import SwAVModel, make_backbone
+from medssl_lab.models import BACKBONES, SwAVModel, make_backbone
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -88,6 +88,34 @@ class PretrainConfig:
     checkpoint_every: int = 200  # steps
     seed: int = 0
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        """Refuse impossible settings before any work starts, naming the field, the value and what is allowed."""
+        choices = dict(method=("swav", "simclr"), optimizer=("adamw", "sgd"), balance=(None, "source", "modality"),
+                       amp=("auto", "bf16", "fp16", "off"), backbone=BACKBONES)
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"PretrainConfig.{name}={getattr(self, name)!r}; choose one of {allowed}")
+        minimum = dict(image_size=8, epochs=1, batch_size=2, n_prototypes=2, hidden_dim=1, proj_dim=1,
+                       sinkhorn_iterations=1, queue_length=0, queue_start_epoch=0, freeze_prototypes_steps=0,
+                       n_global=2, n_local=0, global_size=4, local_size=4, collapse_min_steps=0, log_every=1,
+                       checkpoint_every=1, pool_limit=1, max_steps=1)
+        for name, low in minimum.items():
+            value = getattr(self, name)
+            if value is None and name in ("pool_limit", "max_steps"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"PretrainConfig.{name}={value!r}; it must be a whole number >= {low}")
+        positive = dict(lr=self.lr, temperature=self.temperature, epsilon=self.epsilon,
+                        grad_clip=1.0 if self.grad_clip is None else self.grad_clip)
+        ranges = dict(weight_decay=(0.0, math.inf), warmup_fraction=(0.0, 0.99), min_lr_ratio=(0.0, 1.0))
+        for name, value in positive.items():
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"PretrainConfig.{name}={value!r}; it must be a finite number > 0")
+        for name, (low, high) in ranges.items():
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and low <= value <= high):
+                raise ValueError(f"PretrainConfig.{name}={value!r}; it must lie in [{low}, {high}]")
 
     @classmethod
     def for_profile(cls, profile: str = "cpu", **overrides: Any) -> "PretrainConfig":
@@ -227,8 +255,6 @@ class Pretrainer:
             self.net = nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
-        if config.method not in ("swav", "simclr"):
-            raise ValueError(f"method must be 'swav' or 'simclr', got {config.method!r}")
         self.ssl_loss: nn.Module = (
             SwAVLoss(config.temperature, config.epsilon, config.sinkhorn_iterations)
             if config.method == "swav" else NTXentLoss(temperature=0.2, gather_distributed=self.world > 1)
@@ -403,12 +429,15 @@ class Pretrainer:
 
     def load_state(self, state: dict) -> None:
         """Restore a :meth:`state_dict`; the config's model-shaping fields must match."""
-        saved = PretrainConfig(**state["config"])
-        for name in ("method", "backbone", "n_prototypes", "proj_dim", "hidden_dim", "batch_size", "seed", "queue_length"):
-            if getattr(saved, name) != getattr(self.config, name):
-                raise TrainingError(f"cannot resume: checkpoint has {name}={getattr(saved, name)!r}, "
-                                    f"this run {getattr(self.config, name)!r}. Use another output folder, or start over "
-                                    f"with resume=False (notebook 01's parameter; `medssl-lab pretrain --restart`).")
+        saved = asdict(PretrainConfig(**state["config"]))
+        current = asdict(self.config)
+        changed = [f"{name} {_plain(saved[name])!r} -> {_plain(current[name])!r}" for name in current
+                   if name not in FREE_ON_RESUME and _plain(saved[name]) != _plain(current[name])]
+        if changed:
+            where = self.out_dir if self.out_dir is not None else "the checkpoint"
+            raise TrainingError(f"cannot resume the run in {where}: it was made with other settings ({'; '.join(changed)}). "
+                                f"Use another output folder, or start over with resume=False (notebook 01's "
+                                f"parameter; `medssl-lab pretrain --restart`).")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
@@ -418,6 +447,20 @@ class Pretrainer:
         if self.queue is not None and state["queue"]:
             self.queue.load_state_dict(state["queue"])
         self.history = History(rows=list(state["history"]), stopped="")
+
+
+#: Settings that may differ when a run is resumed: they do not change what it computes.
+FREE_ON_RESUME = frozenset({"profile", "max_steps", "device", "amp", "channels_last", "collapse_check",
+                            "collapse_min_steps", "log_every", "checkpoint_every"})
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists (a checkpoint may store either), for comparing settings."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def setup_distributed(device: str = "auto") -> int:

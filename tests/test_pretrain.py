@@ -81,10 +81,27 @@ def test_every_profile_has_every_preset_and_cpu_long_only_trains_longer() -> Non
         PretrainConfig.for_profile("laptop")
 
 
-def test_resume_refuses_other_model(tmp_path: Path) -> None:
+def test_resume_refuses_other_settings_and_lists_them(tmp_path: Path) -> None:
     pretrain(tiny_config(epochs=1), phantom_pool(), tmp_path, progress=False)
-    with pytest.raises(TrainingError, match="cannot resume: checkpoint has n_prototypes=16"):
-        pretrain(tiny_config(n_prototypes=8), phantom_pool(), tmp_path, progress=False)
+    with pytest.raises(TrainingError, match="cannot resume the run in .*n_prototypes 16 -> 8.*--restart"):
+        pretrain(tiny_config(epochs=1, n_prototypes=8), phantom_pool(), tmp_path, progress=False)
+    other_views = tiny_config(epochs=2, augment={"global_scale": [0.3, 1.0]}, optimizer="sgd")
+    with pytest.raises(TrainingError, match="epochs 1 -> 2; optimizer 'adamw' -> 'sgd'; augment {} -> {'global_scale'"):
+        pretrain(other_views, phantom_pool(), tmp_path, progress=False)
+    # settings that do not change what is computed may differ
+    pretrain(tiny_config(epochs=1, log_every=5, checkpoint_every=7), phantom_pool(), tmp_path, progress=False)
+
+
+@pytest.mark.parametrize("field, value, allowed", [
+    ("epochs", 0, ">= 1"), ("batch_size", -4, ">= 2"), ("batch_size", 0, ">= 2"), ("n_prototypes", 1, ">= 2"),
+    ("image_size", 2.5, ">= 8"), ("max_steps", 0, ">= 1"), ("n_global", 1, ">= 2"), ("lr", 0.0, "> 0"),
+    ("lr", float("nan"), "> 0"), ("temperature", -0.1, "> 0"), ("warmup_fraction", 1.0, "in \\[0.0, 0.99\\]"),
+    ("method", "byol", "one of"), ("backbone", "resnet_smal", "one of"), ("balance", "sources", "one of"),
+    ("optimizer", "adam", "one of"), ("amp", "fp8", "one of"), ("epochs", True, ">= 1"),
+])
+def test_impossible_settings_are_refused_before_any_work(field: str, value, allowed: str) -> None:
+    with pytest.raises(ValueError, match=f"PretrainConfig.{field}={value!r}.*{allowed}".replace("(", "\\(")):
+        tiny_config(**{field: value})
 
 
 def test_nan_loss_stops_with_hint_and_keeps_checkpoint(tmp_path: Path) -> None:
