@@ -16,22 +16,21 @@ from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import DataError, MedsslError
 
 
-def load_pool_or_samples(data_dir: str | None, size: int, sources: tuple[str, ...] = DEFAULT_SOURCES) -> tuple[ImageSet, bool]:
-    """The real pool (data folder, else download); synthetic phantoms when neither works. Returns (pool, is_real)."""
-    try:
-        return build_pool(sources, size=size, data_dir=data_dir), True
-    except DataError as exc:
-        print(f"WARNING: real data unavailable: {exc}", file=sys.stderr)
-        print("WARNING: falling back to SYNTHETIC phantoms (not medical data) so that the demo runs.", file=sys.stderr)
-        ph = make_phantoms(512, size, seed=0)
-        n = len(ph.images)
-        return ImageSet(ph.images, ph.labels, ph.class_names, "multi-class", np.full(n, "CT (synthetic)", object), np.full(n, "phantoms", object)), False
+def load_pool(data_dir: str | None, size: int, synthetic: bool = False) -> tuple[ImageSet, bool]:
+    """The real pool (data folder, else download), or synthetic phantoms only when asked for. Returns (pool, is_real)."""
+    if not synthetic:
+        return build_pool(DEFAULT_SOURCES, size=size, data_dir=data_dir), True
+    print("WARNING: SYNTHETIC phantoms (not medical data), as --synthetic asked.", file=sys.stderr)
+    ph = make_phantoms(512, size, seed=0)
+    n = len(ph.images)
+    return ImageSet(ph.images, ph.labels, ph.class_names, "multi-class", np.full(n, "CT (synthetic)", object),
+                    np.full(n, "phantoms", object)), False
 
 
 def cmd_data(args: argparse.Namespace) -> int:
     from medssl_lab.viz import plot_pool_overview
 
-    pool, real = load_pool_or_samples(args.data_dir, args.size)
+    pool, real = load_pool(args.data_dir, args.size, args.synthetic)
     print(f"Pretraining pool: {len(pool)} images at {args.size}x{args.size} px, {pool.images.nbytes / 1e6:.1f} MB as uint8")
     print(f"{'source':<16}{'modality':<16}{'images':>8}")
     for source, modality, count in pool_summary(pool):
@@ -52,7 +51,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
                                    ("backbone", args.backbone)) if v is not None}
     config = PretrainConfig.for_profile(args.profile, **overrides)
     rank = setup_distributed(config.device)
-    pool, real = load_pool_or_samples(args.data_dir, config.image_size)
+    pool, real = load_pool(args.data_dir, config.image_size, args.synthetic)
     trainer = pretrain(config, pool, args.out, resume=not args.restart, progress=rank == 0)
     if rank == 0:
         last = trainer.history.rows[-1] if trainer.history.rows else {}
@@ -107,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data-dir", default=None, help="folder with pneumoniamnist.npz and MedNIST.tar.gz (else $MEDSSL_DATA_DIR)")
     data.add_argument("--size", type=int, default=32, help="pool image size in pixels")
     data.add_argument("--out", default="outputs", help="folder for the overview plot")
+    data.add_argument("--synthetic", action="store_true", help="show synthetic phantoms instead (offline demo)")
     data.set_defaults(func=cmd_data)
 
     pre = sub.add_parser("pretrain", help="SwAV (or SimCLR) pretraining on the pool; torchrun for several processes")
@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--device")
     pre.add_argument("--seed", type=int)
     pre.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
+    pre.add_argument("--synthetic", action="store_true", help="pretrain on synthetic phantoms (offline demo, not medical data)")
     pre.set_defaults(func=cmd_pretrain)
 
     rep = sub.add_parser("reproduce", help="the paper in miniature: pretrain, then scratch/linear/finetune/hybrid arms")

@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from medssl_lab.errors import DataError
+
 DATA_DIR_ENV = "MEDSSL_DATA_DIR"
 INTERACTIVE_ENV = "MEDSSL_INTERACTIVE"  # "0": headless (papermill, CI): no widgets, plain-text progress bars
 
@@ -19,11 +21,19 @@ def default_cache_dir() -> Path:
 
 
 def data_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Folders searched for data files, in order: the argument, ``$MEDSSL_DATA_DIR``, the cache folder."""
+    """Folders searched for data files, in order: the argument, ``$MEDSSL_DATA_DIR``, the cache folder.
+
+    A named folder that does not exist is an error (a typo would otherwise be searched, found
+    empty, and the data fetched or faked elsewhere); it is never created.
+    """
     dirs: list[Path] = []
-    for candidate in (data_dir, os.environ.get(DATA_DIR_ENV)):
+    for candidate, how in ((data_dir, "the data folder"), (os.environ.get(DATA_DIR_ENV), f"${DATA_DIR_ENV}")):
         if candidate:
-            dirs.append(Path(candidate).expanduser())
+            folder = Path(candidate).expanduser()
+            if not folder.is_dir():
+                raise DataError(f"{how} {folder} does not exist (or is not a folder). Check the path; to download the "
+                                f"data into a new folder, create it first.")
+            dirs.append(folder)
     dirs.append(default_cache_dir())
     unique: list[Path] = []
     for d in dirs:
@@ -42,12 +52,14 @@ def find_data_file(name: str, data_dir: str | os.PathLike | None = None) -> Path
 
 
 def writable_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """Folder to write downloads and caches into: the first searched folder that is writable."""
+    """Folder to write downloads and caches into: the first searched folder that is writable (only the cache folder
+    is ever created)."""
     for folder in data_dirs(data_dir):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            continue
+        if folder == default_cache_dir():
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                continue
         if os.access(folder, os.W_OK):
             return folder
     raise PermissionError(f"none of {data_dirs(data_dir)} is writable; name a writable folder with {DATA_DIR_ENV}")

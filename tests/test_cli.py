@@ -1,4 +1,4 @@
-"""The `medssl-lab` command: the default data job, its offline fallback, and errors."""
+"""The `medssl-lab` command: the default data job, its synthetic demo on request, and errors."""
 
 from __future__ import annotations
 
@@ -17,18 +17,26 @@ def test_default_job_on_real_data(data_dir: Path, tmp_path: Path, capsys: pytest
     assert (tmp_path / "pool_overview.png").stat().st_size > 10_000
 
 
-def test_falls_back_to_phantoms_when_data_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_missing_data_is_an_error_and_phantoms_only_on_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys) -> None:
     monkeypatch.delenv("MEDSSL_DATA_DIR", raising=False)
     from medssl_lab.data import mednist
 
     monkeypatch.setattr(mednist, "MEDNIST_URL", (tmp_path / "offline").as_uri() + "/MedNIST.tar.gz")
-    assert main(["data", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "out"), "--size", "28"]) == 0
+    typo = tmp_path / "dta"
+    for command in (["data"], ["pretrain", "--profile", "smoke"]):
+        assert main([*command, "--data-dir", str(typo), "--out", str(tmp_path / "out")]) == 2
+        assert f"the data folder {typo} does not exist" in capsys.readouterr().err and not typo.exists()
+    (tmp_path / "empty").mkdir()
+    assert main(["pretrain", "--profile", "smoke", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "not found in" in capsys.readouterr().err and not (tmp_path / "out" / "checkpoint.pt").exists()
+    assert main(["data", "--synthetic", "--out", str(tmp_path / "out"), "--size", "28"]) == 0
     captured = capsys.readouterr()
-    assert "SYNTHETIC phantoms" in captured.err and "MedNIST.tar.gz not found" in captured.err
-    assert "phantoms" in captured.out and (tmp_path / "out" / "pool_overview.png").exists()
+    assert "SYNTHETIC phantoms" in captured.err and "phantoms" in captured.out
+    assert (tmp_path / "out" / "pool_overview.png").exists()
 
 
 def test_pretrain_reports_missing_checkpoint_folder_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    code = main(["pretrain", "--profile", "smoke", "--data-dir", str(tmp_path), "--out", str(tmp_path)])
+    code = main(["pretrain", "--profile", "smoke", "--synthetic", "--out", str(tmp_path)])
     assert code == 2 and "not a readable medssl-lab checkpoint" in capsys.readouterr().err

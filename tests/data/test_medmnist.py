@@ -102,6 +102,7 @@ def test_download_with_wrong_md5_leaves_nothing(tmp_path: Path, monkeypatch: pyt
     meta["url_template"] = mirror.as_uri() + "/{name}"
     monkeypatch.setattr(mm, "_metadata", lambda: meta)
     target = tmp_path / "data"
+    target.mkdir()  # a named folder must exist: downloads go into it, it is never created
     with pytest.raises(DataError, match="download failed.*md5"):
         mm.load_medmnist("pneumoniamnist", data_dir=target)
     assert list(target.iterdir()) == []
@@ -113,4 +114,4 @@ def test_download_unreachable_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     meta["url_template"] = (tmp_path / "nowhere").as_uri() + "/{name}"
     monkeypatch.setattr(mm, "_metadata", lambda: meta)
     with pytest.raises(DataError, match="pneumoniamnist.npz not found in.*download failed"):
-        mm.load_medmnist("pneumoniamnist", data_dir=tmp_path / "data")
+        mm.load_medmnist("pneumoniamnist", data_dir=tmp_path)

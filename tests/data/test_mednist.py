@@ -106,4 +106,6 @@ def test_archive_without_mednist_images(tmp_path: Path, monkeypatch: pytest.Monk
 def test_missing_without_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MEDSSL_DATA_DIR", raising=False)
     with pytest.raises(DataError, match="MedNIST.tar.gz not found in"):
+        load_mednist(tmp_path, download=False)
+    with pytest.raises(DataError, match="the data folder .*empty does not exist"):
         load_mednist(tmp_path / "empty", download=False)
