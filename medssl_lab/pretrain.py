@@ -26,7 +26,7 @@ from torch import nn
 
 from medssl_lab.augment import PROFILES, MultiCropAugment, MultiCropConfig, make_generator
 from medssl_lab.config import progress_bar, resolve_device
-from medssl_lab.data.pool import balanced_weights, epoch_batches
+from medssl_lab.data.pool import balanced_weights, describe_provenance, epoch_batches, pool_provenance
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
 from medssl_lab.files import atomic_file
@@ -242,6 +242,7 @@ class Pretrainer:
         if len(pool) < config.batch_size:
             raise TrainingError(f"the pool has {len(pool)} images, fewer than one batch of {config.batch_size}")
         self.pool = pool
+        self.provenance = pool_provenance(pool)
         self.images = torch.from_numpy(np.ascontiguousarray(pool.images)).to(self.device)
         self.weights = balanced_weights(getattr(pool, config.balance)) if config.balance else None
         self.augment = MultiCropAugment(config.augment_config())
@@ -408,6 +409,7 @@ class Pretrainer:
         """Everything needed to continue exactly: weights, optimizer, scaler, RNG, queue, history."""
         return {
             "config": asdict(self.config),
+            "data": self.provenance,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -438,6 +440,11 @@ class Pretrainer:
             raise TrainingError(f"cannot resume the run in {where}: it was made with other settings ({'; '.join(changed)}). "
                                 f"Use another output folder, or start over with resume=False (notebook 01's "
                                 f"parameter; `medssl-lab pretrain --restart`).")
+        saved_data = state.get("data", {}).get("pixels_hash")
+        if saved_data and saved_data != self.provenance["pixels_hash"]:
+            raise TrainingError(f"cannot resume the run in {self.out_dir}: it was trained on other data "
+                                f"({describe_provenance(state['data'])}; now {describe_provenance(self.provenance)}). "
+                                f"Check --data-dir, or start over with `medssl-lab pretrain --restart`.")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
@@ -507,9 +514,11 @@ def ensure_pretrained(
 
     folder = Path(output_dir) / "pretrain"
     checkpoint = folder / CHECKPOINT_NAME
-    if checkpoint.exists() and load_checkpoint(checkpoint).get("stopped") == "finished":
+    state = load_checkpoint(checkpoint) if checkpoint.exists() else {}
+    if state.get("stopped") == "finished":
         model, config = load_pretrained(checkpoint, device)
-        return model, config, f"loaded the pretrained checkpoint {checkpoint} ({config.profile} profile)"
+        return model, config, (f"loaded the pretrained checkpoint {checkpoint} ({config.profile} profile; trained on "
+                               f"{describe_provenance(state.get('data'))})")
     config = PretrainConfig.for_profile(profile, device=device, seed=seed, **overrides)
     config.epochs = max(1, config.epochs // 4)
     pool = build_pool(size=config.image_size, data_dir=data_dir)

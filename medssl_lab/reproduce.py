@@ -27,7 +27,7 @@ import numpy as np
 from medssl_lab.augment import PROFILES
 from medssl_lab.data.medmnist import load_medmnist
 from medssl_lab.data.mednist import load_mednist
-from medssl_lab.data.pool import build_pool
+from medssl_lab.data.pool import build_pool, describe_provenance, pool_provenance
 from medssl_lab.data.types import ImageSet
 from medssl_lab.evaluate import (
     ARMS,
@@ -104,8 +104,9 @@ def run_protocol(config: ReproduceConfig, out_dir: str | os.PathLike, data_dir: 
                             eval_every=config.eval_every, dense_eval=config.dense_eval, device=config.device,
                             backbone=pre_config.backbone, multicrop=pre_config.augment_config(),
                             image_size=pre_config.image_size)
-    _check_settings(out, train_cfg, config)
     pool = build_pool(size=pre_config.image_size, data_dir=data_dir)
+    provenance = pool_provenance(pool)
+    _check_settings(out, train_cfg, config, provenance)
     started = time.perf_counter()
     pretrain(pre_config, pool, out / "pretrain", resume=True, progress=progress)
     pretrain_s = time.perf_counter() - started
@@ -136,16 +137,19 @@ def run_protocol(config: ReproduceConfig, out_dir: str | os.PathLike, data_dir: 
                         if progress:
                             print(f"{task:<15} {fraction:<6g} {arm:<9} seed {seed}: test AUC {record['test_auc']:.3f} "
                                   f"({record['seconds']:.0f} s)", flush=True)
-    return write_reports(out, {"pretrain_seconds": pretrain_s, "profile": config.profile})
+    return write_reports(out, {"pretrain_seconds": pretrain_s, "profile": config.profile,
+                               "data": describe_provenance(provenance), "package": provenance["package"]})
 
 
-def _check_settings(out: Path, train_cfg: TrainConfig, config: ReproduceConfig) -> None:
-    """Record the settings every run depends on in ``settings.json``; refuse to mix runs made with other ones.
+def _check_settings(out: Path, train_cfg: TrainConfig, config: ReproduceConfig, provenance: dict) -> None:
+    """Record the settings every run depends on, and the pool's data, in ``settings.json``; refuse to mix runs made
+    with other ones.
 
     Seeds, tasks and arms may change between invocations (runs are per seed, task and arm).
     """
     settings = {k: v for k, v in train_cfg.to_dict().items() if k not in ("device", "seed", "progress")}
-    settings.update(val_limit=config.val_limit, robustness=[config.robustness_task, config.robustness_fraction])
+    settings.update(val_limit=config.val_limit, robustness=[config.robustness_task, config.robustness_fraction],
+                    pool={k: v for k, v in provenance.items() if k != "package"})
     settings = json.loads(json.dumps(settings, default=float))  # tuples -> lists, as read back
     path = out / "settings.json"
     if path.exists():
@@ -232,7 +236,8 @@ def summary_markdown(records: list[dict], robust: list[dict], meta: dict) -> str
     arms = [a for a in ARMS if any(r["arm"] == a for r in records)]
     keys = sorted({(r["task"], r["fraction"]) for r in records})
     seeds = sorted({r["seed"] for r in records})
-    lines = [f"Profile `{meta.get('profile', '?')}`; seeds {seeds}; mean ± std over seeds.", "",
+    lines = [f"Profile `{meta.get('profile', '?')}`; seeds {seeds}; mean ± std over seeds."
+             + (f" Pretrained on {meta['data']}; medssl-lab {meta['package']}." if "data" in meta else ""), "",
              "### Test AUC", "", "| task | labels | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
     for task, fraction in keys:
         cells = [_mean_std([r["test_auc"] for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, a)])

@@ -16,6 +16,7 @@ import torch.multiprocessing as mp
 
 from medssl_lab.augment import PROFILES
 from medssl_lab.cli import main
+from medssl_lab.data.pool import describe_provenance
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
@@ -90,6 +91,17 @@ def test_resume_refuses_other_settings_and_lists_them(tmp_path: Path) -> None:
         pretrain(other_views, phantom_pool(), tmp_path, progress=False)
     # settings that do not change what is computed may differ
     pretrain(tiny_config(epochs=1, log_every=5, checkpoint_every=7), phantom_pool(), tmp_path, progress=False)
+
+
+def test_checkpoint_records_its_data_and_resume_refuses_other_data(tmp_path: Path) -> None:
+    pretrain(tiny_config(epochs=1), phantom_pool(), tmp_path, progress=False)
+    data = load_checkpoint(tmp_path / "checkpoint.pt")["data"]
+    assert data["images"] == 128 and data["counts"] == [["phantoms", "CT", 128]] and data["package"]
+    assert describe_provenance(data) == "128 images at 32 px (phantoms CT 128)"
+    other = phantom_pool()
+    other.images[0] ^= 1  # one pixel of one image
+    with pytest.raises(TrainingError, match="trained on other data .128 images at 32 px.*--data-dir"):
+        pretrain(tiny_config(epochs=1), other, tmp_path, progress=False)
 
 
 @pytest.mark.parametrize("field, value, allowed", [

@@ -32,6 +32,7 @@ def test_results_table(smoke_run: Path) -> None:
     assert all(r["steps_to_target"] != "" for r in scratch)  # scratch always reaches 95 % of its own best
     summary = (smoke_run / "summary.md").read_text()
     assert "### Test AUC" in summary and "| pneumoniamnist | 0.1 |" in summary and "### Robustness" in summary
+    assert "Pretrained on 63,662 images at 32 px (mednist CT 30,000, mednist MR 8,954" in summary
     for name in ("label_efficiency.png", "convergence.png", "robustness.png", "curves.csv", "robustness.csv"):
         assert (smoke_run / name).stat().st_size > 0
     with open(smoke_run / "robustness.csv") as handle:
@@ -53,6 +54,7 @@ def test_rerun_only_redoes_missing_runs(smoke_run: Path, data_dir: Path) -> None
 def test_runs_made_with_other_settings_are_not_mixed(smoke_run: Path, data_dir: Path) -> None:
     settings = json.loads((smoke_run / "settings.json").read_text())
     assert settings["steps"] == 6 and settings["linear_lr"] == 0.03 and settings["val_limit"] == 300
+    assert settings["pool"]["images"] == 63662 and len(settings["pool"]["pixels_hash"]) == 20
     changed = dict(settings, lr=settings["lr"] * 10)
     (smoke_run / "settings.json").write_text(json.dumps(changed))
     try:
