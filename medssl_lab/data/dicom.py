@@ -37,6 +37,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.uid import UID, generate_uid
 
+from medssl_lab.data.intensity import replace_non_finite
 from medssl_lab.errors import DataError
 
 #: Common CT windows as (center, width) in HU.
@@ -459,6 +460,7 @@ def _image_from_dataset(ds: Dataset, path: Path) -> DicomImage:
         gray = _to_gray(raw, ds, frames)
     except DataError as exc:
         raise DataError(f"{path}: {exc}; the file's Rows/Columns/NumberOfFrames may be wrong") from exc
+    gray = replace_non_finite(gray, str(path))  # float pixel data may hold NaN: one stated rule for every loader
 
     # Modality LUT / rescale: to HU for CT. Enhanced files keep it in the functional groups.
     if monochrome and ds.get("ModalityLUTSequence"):

@@ -4,26 +4,39 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from medssl_lab.data.intensity import to_uint8_by_range
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # PIL modes of images wider than 8 bits
 
 
 def decode_gray(data: bytes | Path, where: str, size: int | None = None) -> np.ndarray:
-    """Decode one image file (bytes or path) to (H, W) uint8 grayscale, resized to ``size`` if given."""
+    """Decode one image file (bytes or path) to (H, W) uint8 grayscale, resized to ``size`` if given.
+
+    8-bit and colour images are converted to grey by PIL; 16-bit, 32-bit and float images are
+    scaled by :func:`~medssl_lab.data.intensity.to_uint8_by_range` (their bit depth in use, or
+    their finite range), never clipped to 8 bits.
+    """
     try:
         with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
-            gray = img.convert("L")
+            if img.mode in WIDE_MODES:
+                gray = Image.fromarray(to_uint8_by_range(np.asarray(img), where))
+            else:
+                gray = img.convert("L")
             if size is not None and gray.size != (size, size):
                 gray = gray.resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(gray, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        if isinstance(exc, DataError):
+            raise
         raise DataError(f"{where}: not a readable image ({exc}). Remove or replace the file.") from exc
 
 
@@ -46,18 +59,36 @@ def list_class_folder(root: str | os.PathLike) -> dict[str, list[Path]]:
 
 
 def load_image_folder(
-    root: str | os.PathLike, size: int | None = None, modality: str = "unknown", source: str | None = None
+    root: str | os.PathLike,
+    size: int | None = None,
+    modality: str = "unknown",
+    source: str | None = None,
+    on_error: str = "raise",
 ) -> ImageSet:
     """Read a folder of class subfolders into an :class:`ImageSet` (classes in sorted order).
 
-    Images of different sizes need ``size`` so that they can be stacked.
+    Images of different sizes need ``size`` so that they can be stacked. A file that cannot be
+    decoded stops the load with an error naming it (``on_error="raise"``), or is left out with
+    one warning that lists every such file (``on_error="skip"``).
     """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     classes = list_class_folder(root)
-    images, labels = [], []
+    images, labels, skipped = [], [], []
     for index, (name, files) in enumerate(classes.items()):
         for file in files:
-            images.append(decode_gray(file, str(file), size))
+            try:
+                images.append(decode_gray(file, str(file), size))
+            except DataError as exc:
+                if on_error == "raise":
+                    raise DataError(f"{exc} (or pass on_error='skip' to leave unreadable files out)") from exc
+                skipped.append(f"{file} ({exc.__cause__ or exc})")
+                continue
             labels.append(index)
+    if skipped:
+        warnings.warn(f"{root}: {len(skipped)} unreadable file(s) left out: " + "; ".join(skipped), stacklevel=2)
+    if not images:
+        raise DataError(f"{root}: none of its images could be read; see the warning for each file.")
     shapes = {im.shape for im in images}
     if len(shapes) > 1:
         raise DataError(f"{root}: images have different sizes {sorted(shapes)[:4]}; pass size=... to resize them.")
