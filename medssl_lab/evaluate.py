@@ -51,7 +51,7 @@ from medssl_lab.augment import (
 from medssl_lab.config import progress_bar, resolve_device
 from medssl_lab.data.pool import epoch_batches, resize_uint8
 from medssl_lab.data.types import ImageSet
-from medssl_lab.errors import TrainingError
+from medssl_lab.errors import DataError, TrainingError
 from medssl_lab.losses import HybridLoss, SwAVLoss
 from medssl_lab.models import SwAVModel, make_backbone
 from medssl_lab.pretrain import PretrainConfig, autocast_dtype, build_model, load_pretrained
@@ -93,6 +93,24 @@ def _check_task(task: str) -> bool:
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; use one of {TASKS} (ImageSet.task holds it)")
     return task.startswith("multi-label")
+
+
+def check_labelled(name: str, data: ImageSet) -> None:
+    """Refuse a labelled split that is empty, has labels outside its task's classes (-1 marks unlabelled images),
+    or, for AUC, lacks a class: training on it would report a figure that means nothing."""
+    if len(data) == 0:
+        raise DataError(f"the {name} split is empty; pass a split with labelled images (check the label fraction).")
+    labels, k = data.labels, len(data.class_names)
+    multilabel = data.task.startswith("multi-label")
+    bad = ~np.isin(labels, (0, 1)) if multilabel else (labels[:, 0] < 0) | (labels[:, 0] >= k)
+    if bad.any():
+        examples = sorted({int(v) for v in labels[bad].ravel()})[:5]
+        allowed = "0 or 1 per label" if multilabel else f"0..{k - 1} ({', '.join(data.class_names)})"
+        raise DataError(f"the {name} split has {int(bad.sum())} label(s) outside {allowed}, e.g. {examples}; "
+                        f"-1 marks an unlabelled image: leave those out of labelled splits.")
+    if not multilabel and len(np.unique(labels[:, 0])) < 2:
+        raise DataError(f"the {name} split holds only class {data.class_names[int(labels[0, 0])]!r}; "
+                        f"training and AUC need at least two classes.")
 
 
 def _undefined_auc(what: str, n: int) -> float:
@@ -766,6 +784,8 @@ def train_classifier(
         raise ValueError(f"train/val/test tasks differ: {train.task!r}, {val.task!r}, {test.task!r}")
     if len(train) < 2:
         raise ValueError(f"need at least 2 labelled training images, got {len(train)}")
+    for name, split in (("train", train), ("val", val), ("test", test)):
+        check_labelled(name, split)
     if arm != "scratch" and pretrained is None:
         raise ValueError(f"arm {arm!r} needs pretrained= (a SwAVModel or a checkpoint path)")
     if arm == "hybrid" and pool is None:

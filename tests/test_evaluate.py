@@ -14,6 +14,7 @@ import medssl_lab.evaluate as ev
 from medssl_lab.augment import PERTURBATION_LEVELS, MultiCropConfig
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
+from medssl_lab.errors import DataError
 from medssl_lab.evaluate import (
     Classifier,
     TrainConfig,
@@ -269,6 +270,21 @@ def test_hybrid_weight_and_validation_errors(splits, pretrained) -> None:
         train_classifier("hybrid", train, val, test, pretrained=pretrained, **SMOKE)
     with pytest.raises(ValueError, match="unknown arm"):
         train_classifier("frozen", train, val, test, **SMOKE)
+
+
+def test_labelled_splits_that_would_give_a_meaningless_figure_are_refused(splits) -> None:
+    train, val, test = splits
+    unlabelled = ImageSet(train.images, np.full(len(train), -1), train.class_names, train.task)
+    with pytest.raises(DataError, match="the train split has 64 label.s. outside 0..1 .no_lesion, lesion., e.g. .-1."):
+        train_classifier("scratch", unlabelled, val, test, **SMOKE)
+    wrong = ImageSet(val.images, np.where(np.arange(len(val)) == 0, 5, val.labels[:, 0]), val.class_names, val.task)
+    with pytest.raises(DataError, match="the val split has 1 label.s. outside 0..1.*e.g. .5."):
+        train_classifier("scratch", train, wrong, test, **SMOKE)
+    with pytest.raises(DataError, match="the test split is empty"):
+        train_classifier("scratch", train, val, test.subset(np.arange(0)), **SMOKE)
+    one_class = val.subset(np.flatnonzero(val.labels[:, 0] == 1))
+    with pytest.raises(DataError, match="the val split holds only class 'lesion'"):
+        train_classifier("scratch", train, one_class, test, **SMOKE)
 
 
 def test_keep_bn_statistics_uses_batch_statistics_but_leaves_running_ones() -> None:
