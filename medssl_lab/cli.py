@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from medssl_lab.augment import PROFILES
+from medssl_lab.config import resolve_device
 from medssl_lab.data.pool import DEFAULT_SOURCES, build_pool, pool_summary
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
@@ -50,6 +51,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
                                    ("method", args.method), ("device", args.device), ("seed", args.seed),
                                    ("backbone", args.backbone)) if v is not None}
     config = PretrainConfig.for_profile(args.profile, **overrides)
+    resolve_device(config.device)  # a wrong device fails here, before the data is loaded
     rank = setup_distributed(config.device)
     pool, real = load_pool(args.data_dir, config.image_size, args.synthetic)
     trainer = pretrain(config, pool, args.out, resume=not args.restart, progress=rank == 0)
@@ -75,8 +77,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
+    from medssl_lab.pretrain import CHECKPOINT_NAME, load_checkpoint
     from medssl_lab.representation import format_table, load_benchmark_data, representation_benchmark
 
+    checkpoint = Path(args.checkpoint)
+    load_checkpoint(checkpoint / CHECKPOINT_NAME if checkpoint.is_dir() else checkpoint)  # fails before the data loads
     data = load_benchmark_data(args.data_dir, split=args.split)
     rows = representation_benchmark(args.checkpoint, data, device=args.device or "auto")
     table = format_table(rows, args.split)
@@ -163,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except MedsslError as exc:
+    except (MedsslError, ValueError, FileNotFoundError, PermissionError) as exc:  # what a user's input can cause
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

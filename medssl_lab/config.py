@@ -70,9 +70,14 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if isinstance(device, torch.device):
         return device
     if device != "auto":
-        dev = torch.device(device)
+        try:
+            dev = torch.device(device)
+        except RuntimeError as exc:
+            raise ValueError(f"device {device!r} is not a device name ({exc}); use 'auto', 'cpu', 'cuda' or 'mps'") from exc
         if dev.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(f"device {device!r} requested but CUDA is not available; use device='auto' or 'cpu'")
+            raise ValueError(f"device {device!r} requested but CUDA is not available; use device='auto' or 'cpu'")
+        if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"device {device!r} requested but MPS is not available; use device='auto' or 'cpu'")
         return dev
     if torch.cuda.is_available():
         return torch.device("cuda")

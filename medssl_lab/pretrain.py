@@ -228,6 +228,8 @@ class Pretrainer:
             raise TrainingError("the pretraining pool is empty; build it with medssl_lab.data.pool.build_pool")
         self.config = config
         self.out_dir = Path(out_dir) if out_dir is not None else None
+        if self.out_dir is not None and self.out_dir.exists() and not self.out_dir.is_dir():
+            raise TrainingError(f"{self.out_dir} is a file, not a folder for checkpoint.pt; pass another --out.")
         self.rank, self.world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
         self.device = resolve_device(config.device)
         if dist.is_initialized() and self.device.type == "cuda":

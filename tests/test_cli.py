@@ -40,3 +40,26 @@ def test_pretrain_reports_missing_checkpoint_folder_errors(tmp_path: Path, capsy
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     code = main(["pretrain", "--profile", "smoke", "--synthetic", "--out", str(tmp_path)])
     assert code == 2 and "not a readable medssl-lab checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["pretrain", "--synthetic", "--device", "gpu"], "device 'gpu' is not a device name"),
+    (["pretrain", "--synthetic", "--backbone", "resnet_smal"], "PretrainConfig.backbone='resnet_smal'; choose one of"),
+    (["pretrain", "--synthetic", "--epochs", "0"], "PretrainConfig.epochs=0; it must be a whole number >= 1"),
+    (["pretrain", "--synthetic", "--batch-size", "-8"], "PretrainConfig.batch_size=-8"),
+    (["pretrain", "--synthetic", "--profile", "smoke", "--out", "FILE"], "is a file, not a folder for checkpoint.pt"),
+    (["benchmark", "MISSING"], "no checkpoint there"),
+])
+def test_bad_settings_are_one_line_errors_before_any_work(argv: list[str], message: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "FILE").write_text("not a folder")
+    argv = [str(tmp_path / a) if a in ("FILE", "MISSING") else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1]
+    assert last.startswith("error: ") and message in last and "Traceback" not in err
+
+
+def test_pool_size_is_checked(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["data", "--data-dir", str(data_dir), "--size", "0", "--out", str(tmp_path)]) == 2
+    assert "pool image size must be a whole number of pixels >= 8, got 0" in capsys.readouterr().err

@@ -57,6 +57,8 @@ def build_pool(
     Labels are kept as "<source>/<class>" tags for later analysis (clusters, UMAP);
     pretraining never reads them.
     """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+        raise ValueError(f"pool image size must be a whole number of pixels >= 8, got {size!r}")
     sets = [s if isinstance(s, ImageSet) else _load_source(s, data_dir) for s in sources]
     if not sets:
         raise ValueError("build_pool needs at least one source")
