@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -135,18 +136,20 @@ def load_medmnist(
     path = _locate(flag, size, data_dir, download)
     if verify_md5:
         check_md5(path, info["md5"].get(str(size)), "Delete it and download the official file again.")
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable npz file ({exc}). Replace it with the official file.") from exc
     class_names = tuple(info["label"][str(i)] for i in range(len(info["label"])))
     splits = {}
-    with npz:
-        for split in SPLITS:
-            images, labels = _read_split(npz, path, split, flag, size)
-            n = len(images)
-            splits[split] = ImageSet(
-                images, labels, class_names, info["task"],
-                np.full(n, info["modality"], dtype=object), np.full(n, flag, dtype=object),
-            )
+    try:
+        with np.load(path, allow_pickle=False) as npz:  # never unpickle: a disguised pickle is refused here
+            for split in SPLITS:
+                images, labels = _read_split(npz, path, split, flag, size)
+                n = len(images)
+                splits[split] = ImageSet(
+                    images, labels, class_names, info["task"],
+                    np.full(n, info["modality"], dtype=object), np.full(n, flag, dtype=object),
+                )
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # truncated, empty, bad CRC, object arrays
+        raise DataError(f"{path}: not a readable npz file ({type(exc).__name__}: {exc}). Replace it with the "
+                        f"official {medmnist_filename(flag, size)}.") from exc
     return MedMNIST(flag=flag, size=size, path=path, **splits)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def _decode_archive(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 data = tar.extractfile(member).read()
                 images.append(decode_gray(data, f"{path}:{member.name}", MEDNIST_SIZE))
                 labels.append(MEDNIST_CLASSES.index(parts[-2]))
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except (tarfile.TarError, EOFError, OSError, zlib.error, DataError) as exc:  # DataError: a member that is no JPEG
         raise DataError(f"{path}: damaged or truncated archive ({exc}). Download MedNIST.tar.gz again.") from exc
     if not images:
         raise DataError(f"{path}: no MedNIST/<class>/*.jpeg images inside (classes {MEDNIST_CLASSES}).")
@@ -117,7 +118,10 @@ def check_layout(labels: np.ndarray, source: Path) -> None:
 def _cache_files(source: Path) -> tuple[Path, Path]:
     """Decoded copy (images, labels) in the cache folder (never the data folder, which may be shared)."""
     folder = default_cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot use the cache folder {folder} ({exc}); point XDG_CACHE_HOME at a writable folder.") from exc
     stem = f"mednist_v{CACHE_VERSION}_{content_key(source)}"
     return folder / f"{stem}_images.npy", folder / f"{stem}_labels.npy"
 

@@ -77,6 +77,30 @@ def test_not_an_npz(tmp_path: Path) -> None:
         mm.load_medmnist("pneumoniamnist", data_dir=tmp_path, verify_md5=False)
 
 
+def _damaged(real: bytes, kind: str) -> bytes:
+    if kind == "empty":
+        return b""
+    if kind == "truncated":
+        return real[: len(real) // 2]
+    damaged = bytearray(real)  # one byte of the compressed image data: the zip's CRC check fails on read
+    damaged[len(real) // 3] ^= 0xFF
+    return bytes(damaged)
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "bad_crc"])
+def test_damaged_npz_is_a_data_error_naming_the_file(kind: str, data_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "pneumoniamnist.npz").write_bytes(_damaged((data_dir / "pneumoniamnist.npz").read_bytes(), kind))
+    with pytest.raises(DataError, match="pneumoniamnist.npz: not a readable npz file.*Replace it with the official"):
+        mm.load_medmnist("pneumoniamnist", data_dir=tmp_path, verify_md5=False)
+
+
+def test_object_arrays_are_refused_not_unpickled(tmp_path: Path) -> None:
+    np.savez(tmp_path / "pneumoniamnist.npz", train_images=np.array([object()] * 2, dtype=object),
+             train_labels=np.zeros((2, 1), np.uint8))
+    with pytest.raises(DataError, match="not a readable npz file .ValueError: Object arrays cannot be loaded"):
+        mm.load_medmnist("pneumoniamnist", data_dir=tmp_path, verify_md5=False)
+
+
 def test_download_from_local_url(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real download path, fed from a local file:// URL (no internet here)."""
     monkeypatch.delenv("MEDSSL_DATA_DIR", raising=False)
@@ -87,6 +111,7 @@ def test_download_from_local_url(data_dir: Path, tmp_path: Path, monkeypatch: py
     meta["url_template"] = mirror.as_uri() + "/{name}"
     monkeypatch.setattr(mm, "_metadata", lambda: meta)
     target = tmp_path / "data"
+    target.mkdir()
     data = mm.load_medmnist("pneumoniamnist", data_dir=target)
     assert data.path == target / "pneumoniamnist.npz"
     assert md5sum(data.path) == "28209eda62fecd6e6a2d98b1501bb15f"

@@ -93,6 +93,20 @@ def test_truncated_archive(data_dir: Path, tmp_path: Path, monkeypatch: pytest.M
         load_mednist(tmp_path, download=False)
 
 
+def test_damaged_gzip_stream_and_a_cache_folder_that_is_a_file(data_dir: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MEDSSL_DATA_DIR", raising=False)
+    damaged = bytearray((data_dir / "MedNIST.tar.gz").read_bytes()[:3_000_000])
+    damaged[1_000_000:1_000_400] = b"\xff" * 400  # garbage in the deflate stream
+    (tmp_path / "MedNIST.tar.gz").write_bytes(bytes(damaged))
+    with pytest.raises(DataError, match="MedNIST.tar.gz: damaged or truncated archive"):
+        load_mednist(tmp_path, download=False)
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(DataError, match="cannot use the cache folder .*XDG_CACHE_HOME"):
+        load_mednist(data_dir, download=False)
+
+
 def test_archive_without_mednist_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MEDSSL_DATA_DIR", raising=False)
     with tarfile.open(tmp_path / "MedNIST.tar.gz", "w:gz") as tar:
