@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -345,17 +346,32 @@ def _slice_normal(orientation: Sequence[float]) -> np.ndarray:
     return np.cross(row, col)
 
 
+def _vector(value: object, length: int, path: Path, keyword: str) -> tuple[float, ...] | None:
+    """A geometry tag as ``length`` finite numbers; None when absent, or malformed (with a warning naming it)."""
+    if value is None or value == "":
+        return None
+    try:
+        numbers = tuple(float(v) for v in (value if isinstance(value, (list, tuple, MultiValue)) else [value]))
+    except (TypeError, ValueError):
+        numbers = ()
+    if len(numbers) != length or not all(np.isfinite(numbers)):
+        warnings.warn(f"{path}: {keyword} {value!r} is not {length} numbers; the file's geometry is treated as "
+                      f"unknown (slices sort by InstanceNumber)", stacklevel=2)
+        return None
+    return numbers
+
+
 def _sort_slices(members: list[tuple[Path, Dataset]]) -> list[tuple[Path, Dataset]]:
     """Slices in spatial order: position along the normal, else InstanceNumber, else file name."""
-    if all(ds.get("ImagePositionPatient") and ds.get("ImageOrientationPatient") for _, ds in members):
-        normal = _slice_normal([float(v) for v in members[0][1].ImageOrientationPatient])
-
-        def along_normal(m: tuple[Path, Dataset]) -> tuple[float, str]:
-            return float(np.dot([float(v) for v in m[1].ImagePositionPatient], normal)), m[0].name
-
-        return sorted(members, key=along_normal)
-    if all(ds.get("InstanceNumber") is not None for _, ds in members):
-        return sorted(members, key=lambda m: (int(m[1].InstanceNumber), m[0].name))
+    positions = [_vector(ds.get("ImagePositionPatient"), 3, path, "ImagePositionPatient") for path, ds in members]
+    orientation = _vector(members[0][1].get("ImageOrientationPatient"), 6, members[0][0], "ImageOrientationPatient")
+    if orientation is not None and all(p is not None for p in positions):
+        normal = _slice_normal(orientation)
+        keys = {m[0]: float(np.dot(p, normal)) for m, p in zip(members, positions)}
+        return sorted(members, key=lambda m: (keys[m[0]], m[0].name))
+    numbers = {path: _first_float(ds.get("InstanceNumber")) for path, ds in members}
+    if all(n is not None for n in numbers.values()):
+        return sorted(members, key=lambda m: (numbers[m[0]], m[0].name))
     return sorted(members, key=lambda m: m[0].name)
 
 
@@ -505,25 +521,24 @@ def _image_from_dataset(ds: Dataset, path: Path) -> DicomImage:
         if center is not None:
             center = invert_about - center
 
-    spacing = None
     raw_spacing = (
         ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or _shared(ds, "PixelMeasuresSequence", "PixelSpacing")
     )
-    if raw_spacing is not None and len(raw_spacing) >= 2 and min(float(raw_spacing[0]), float(raw_spacing[1])) > 0:
-        spacing = (float(raw_spacing[0]), float(raw_spacing[1]))  # zero spacing (seen in CR files) means unknown
+    spacing = _vector(raw_spacing, 2, path, "PixelSpacing")
+    if spacing is not None and min(spacing) <= 0:
+        spacing = None  # zero spacing (seen in CR files) means unknown
 
     positions = None
     if ds.get("ImagePositionPatient") and frames == 1:
-        positions = np.asarray([[float(v) for v in ds.ImagePositionPatient]], dtype=np.float64)
+        position = _vector(ds.ImagePositionPatient, 3, path, "ImagePositionPatient")
+        positions = np.asarray([position], dtype=np.float64) if position is not None else None
     elif ds.get("PerFrameFunctionalGroupsSequence"):
-        per_frame = [_shared(ds, "PlanePositionSequence", "ImagePositionPatient", i) for i in range(frames)]
+        per_frame = [_vector(_shared(ds, "PlanePositionSequence", "ImagePositionPatient", i), 3, path,
+                             "ImagePositionPatient") for i in range(frames)]
         if all(p is not None for p in per_frame):
-            rows = [[float(v) for v in p] for p in per_frame]  # type: ignore[union-attr]
-            positions = np.asarray(rows, dtype=np.float64)
-    raw_orientation = ds.get("ImageOrientationPatient") or _shared(
-        ds, "PlaneOrientationSequence", "ImageOrientationPatient"
-    )
-    orientation = tuple(float(v) for v in raw_orientation) if raw_orientation else None
+            positions = np.asarray(per_frame, dtype=np.float64)
+    orientation = _vector(ds.get("ImageOrientationPatient") or _shared(
+        ds, "PlaneOrientationSequence", "ImageOrientationPatient"), 6, path, "ImageOrientationPatient")
 
     series = ds.get("SeriesInstanceUID")
     return DicomImage(
@@ -534,7 +549,7 @@ def _image_from_dataset(ds: Dataset, path: Path) -> DicomImage:
         window_width=width,
         spacing=spacing,
         positions=positions,
-        orientation=orientation if orientation and len(orientation) == 6 else None,
+        orientation=orientation,
         path=path,
         series_uid=str(series) if series else None,
         transfer_syntax=UID(str(ds.file_meta.TransferSyntaxUID)).name,
