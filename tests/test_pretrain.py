@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 import os
 import socket
+import subprocess
+import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -63,6 +66,40 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
     for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-6)
     assert np.allclose(resumed.history.column("loss"), straight.history.column("loss"), atol=1e-6)
+
+
+def _pretrain_command(out: Path) -> list[str]:
+    return [sys.executable, "-m", "medssl_lab.cli", "pretrain", "--profile", "smoke", "--synthetic", "--epochs", "6",
+            "--out", str(out)]
+
+
+def _checkpoint_step(path: Path) -> int:
+    return load_checkpoint(path)["step"] if path.exists() else -1
+
+
+def test_killed_at_any_moment_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    """SIGKILL a real CLI run three times at different moments (one may land in a checkpoint write)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MEDSSL_INTERACTIVE": "0"}
+    subprocess.run(_pretrain_command(tmp_path / "straight"), env=env, check=True, capture_output=True)
+    checkpoint, killed_at = tmp_path / "killed" / "checkpoint.pt", []
+    for delay in (0.0, 0.05, 0.3):
+        before = _checkpoint_step(checkpoint)
+        run = subprocess.Popen(_pretrain_command(checkpoint.parent), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while _checkpoint_step(checkpoint) <= before and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(delay)
+        run.kill()
+        run.wait()
+        killed_at.append(_checkpoint_step(checkpoint))
+    assert killed_at == sorted(killed_at) and killed_at[-1] < 48, f"every kill must land mid-run: {killed_at}"
+    subprocess.run(_pretrain_command(checkpoint.parent), env=env, check=True, capture_output=True)
+    straight, resumed = load_checkpoint(tmp_path / "straight" / "checkpoint.pt"), load_checkpoint(checkpoint)
+    assert resumed["step"] == straight["step"] == 48 and resumed["stopped"] == "finished"
+    for name, value in straight["model"].items():
+        assert torch.equal(value, resumed["model"][name]), name
+    assert [p.name for p in checkpoint.parent.iterdir() if p.name.startswith(".")] == []  # no half-written file
 
 
 def test_augment_overrides_reach_the_views_and_typos_are_refused() -> None:
