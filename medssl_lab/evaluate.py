@@ -53,7 +53,7 @@ from medssl_lab.data.pool import epoch_batches, resize_uint8
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import DataError, TrainingError
 from medssl_lab.losses import HybridLoss, SwAVLoss
-from medssl_lab.models import SwAVModel, make_backbone
+from medssl_lab.models import BACKBONES, SwAVModel, make_backbone
 from medssl_lab.pretrain import PretrainConfig, autocast_dtype, build_model, load_pretrained
 
 __all__ = [
@@ -608,9 +608,25 @@ class TrainConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "eval_every", "eval_batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        minimum = dict(steps=1, batch_size=2, eval_every=1, eval_batch_size=1, image_size=8, ssl_batch_size=2)
+        for name, low in minimum.items():
+            value = getattr(self, name)
+            if value is None and name in ("image_size", "ssl_batch_size"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"TrainConfig.{name} must be a whole number >= {low}, got {value!r}")
+        positive = dict(lr=self.lr, linear_lr=self.linear_lr or 1.0, ssl_temperature=self.ssl_temperature,
+                        ssl_epsilon=self.ssl_epsilon)
+        at_least_zero = dict(pretrained_lr_scale=self.pretrained_lr_scale, weight_decay=self.weight_decay,
+                             ssl_weight=self.ssl_weight)
+        for name, value in positive.items():
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"TrainConfig.{name} must be a finite number > 0, got {value!r}")
+        for name, value in at_least_zero.items():
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value!r}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"TrainConfig.backbone must be one of {BACKBONES}, got {self.backbone!r}")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"TrainConfig.amp must be 'auto', 'bf16' or 'off', got {self.amp!r}")
         if self.dense_eval is not None and (len(self.dense_eval) != 2 or int(self.dense_eval[0]) < 1):

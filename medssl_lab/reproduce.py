@@ -65,6 +65,20 @@ class ReproduceConfig:
     pretrain_overrides: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
 
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError("ReproduceConfig.seeds is empty; give at least one seed, e.g. (0, 1, 2)")
+        unknown = set(self.tasks) - set(TASK_FRACTIONS)
+        if unknown:
+            raise ValueError(f"ReproduceConfig.tasks has unknown tasks {sorted(unknown)}; choose from {tuple(TASK_FRACTIONS)}")
+        for task, fractions in self.tasks.items():
+            if not fractions or not all(0 < f <= 1 for f in fractions):
+                raise ValueError(f"ReproduceConfig.tasks[{task!r}] = {fractions}; label fractions must lie in (0, 1]")
+        if "scratch" not in self.arms or not set(self.arms) <= set(ARMS):
+            raise ValueError(f"ReproduceConfig.arms = {self.arms}; choose from {ARMS}, scratch included (the baseline)")
+        if self.val_limit is not None and self.val_limit < 2:
+            raise ValueError(f"ReproduceConfig.val_limit must be None or >= 2, got {self.val_limit}")
+
     @classmethod
     def for_profile(cls, profile: str, **overrides: Any) -> "ReproduceConfig":
         presets: dict[str, dict[str, Any]] = {

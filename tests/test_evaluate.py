@@ -395,3 +395,14 @@ def test_pneumonia_scratch_learns(data_dir: Path) -> None:
     assert len(result.curve) == 2
     assert result.best_val_auc > 0.85, result.curve  # about 0.93 after 25 steps when measured
     assert result.test_auc > 0.8
+
+
+@pytest.mark.parametrize("field, value", [
+    ("steps", 0), ("batch_size", 1), ("eval_every", -1), ("image_size", 4), ("ssl_batch_size", 1), ("lr", 0.0),
+    ("lr", float("inf")), ("linear_lr", -1.0), ("ssl_temperature", 0.0), ("weight_decay", -1e-4),
+    ("ssl_weight", float("nan")), ("pretrained_lr_scale", -0.5), ("backbone", "resnet_smal"), ("amp", "fp8"),
+    ("dense_eval", (0, 100)), ("steps", 2.5),
+])
+def test_impossible_train_settings_are_refused(field: str, value) -> None:
+    with pytest.raises(ValueError, match=f"TrainConfig.{field} "):
+        TrainConfig(**{field: value})

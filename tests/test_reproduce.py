@@ -78,3 +78,17 @@ def test_convergence_figures_from_curves(tmp_path: Path) -> None:
     assert records["linear"]["steps_to_target"] is None and records["linear"]["step_reduction_pct"] is None
     text = summary_markdown(list(records.values()), [], {"profile": "test"})
     assert "| t | 0.1 | 40 (+0 %), 1/1 reached | 0/1 reached | 10 (+75 %), 1/1 reached |" in text
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(seeds=()), "seeds is empty"),
+    (dict(tasks={"chestmnist": (0.1,)}), "unknown tasks \\['chestmnist'\\]"),
+    (dict(tasks={"mednist": (0.0,)}), "label fractions must lie in \\(0, 1\\]"),
+    (dict(tasks={"mednist": (1.5,)}), "label fractions must lie in \\(0, 1\\]"),
+    (dict(arms=("finetune",)), "scratch included"),
+    (dict(arms=("scratch", "frozen")), "choose from"),
+    (dict(val_limit=1), "val_limit must be None or >= 2"),
+])
+def test_impossible_reproduction_settings_are_refused(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ReproduceConfig.for_profile("smoke", **overrides)
