@@ -126,7 +126,7 @@ class PretrainConfig:
                           n_local=2, n_prototypes=16, hidden_dim=64, proj_dim=32, freeze_prototypes_steps=0,
                           log_every=2, checkpoint_every=4),
             "cpu": dict(),
-            "cpu_long": dict(epochs=16),  # the cpu recipe for 4x the epochs
+            "cpu_long": dict(epochs=8),  # the cpu recipe for twice the epochs: the best downstream gain on validation
             "gpu": dict(backbone="resnet18", image_size=64, epochs=30, batch_size=512, global_size=64, local_size=32,
                         n_local=6, n_prototypes=300, hidden_dim=2048, proj_dim=128, queue_length=3840,
                         queue_start_epoch=5, freeze_prototypes_steps=300, lr=1e-3, checkpoint_every=1000),
