@@ -346,7 +346,8 @@ def plot_compute_curve(
         ax.set_title("fine-tuning minus scratch (test AUC points)", fontsize=9)
     for ax in axes[0]:
         ax.set_xscale("log")
-        ax.set_xticks(x, [f"{v:.3g}" for v in x], fontsize=6)
+        ticks = [t for t in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if min(x) / 1.5 <= t <= max(x) * 1.5]
+        ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.minorticks_off()
         ax.set_xlabel("pretraining CPU-minutes")
         ax.grid(alpha=0.3)
