@@ -48,6 +48,7 @@ from medssl_lab.augment import (
     perturb,
     prepare,
 )
+from medssl_lab.checks import check_choices, check_numbers, check_whole
 from medssl_lab.config import progress_bar, resolve_device
 from medssl_lab.data.pool import epoch_batches, resize_uint8
 from medssl_lab.data.types import ImageSet
@@ -608,27 +609,15 @@ class TrainConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        minimum = dict(steps=1, batch_size=2, eval_every=1, eval_batch_size=1, image_size=8, ssl_batch_size=2)
-        for name, low in minimum.items():
-            value = getattr(self, name)
-            if value is None and name in ("image_size", "ssl_batch_size"):
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"TrainConfig.{name} must be a whole number >= {low}, got {value!r}")
-        positive = dict(lr=self.lr, linear_lr=self.linear_lr or 1.0, ssl_temperature=self.ssl_temperature,
-                        ssl_epsilon=self.ssl_epsilon)
-        at_least_zero = dict(pretrained_lr_scale=self.pretrained_lr_scale, weight_decay=self.weight_decay,
-                             ssl_weight=self.ssl_weight)
-        for name, value in positive.items():
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"TrainConfig.{name} must be a finite number > 0, got {value!r}")
-        for name, value in at_least_zero.items():
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"TrainConfig.{name} must be a finite number >= 0, got {value!r}")
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"TrainConfig.backbone must be one of {BACKBONES}, got {self.backbone!r}")
-        if self.amp not in ("auto", "bf16", "off"):
-            raise ValueError(f"TrainConfig.amp must be 'auto', 'bf16' or 'off', got {self.amp!r}")
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        check_whole("TrainConfig", values, dict(steps=1, batch_size=2, eval_every=1, eval_batch_size=1, image_size=8,
+                                                ssl_batch_size=2), optional=("image_size", "ssl_batch_size"))
+        values["linear_lr"] = self.linear_lr or 1.0  # None: the shared lr
+        check_numbers("TrainConfig", values, dict(
+            lr=(0.0, math.inf), linear_lr=(0.0, math.inf), ssl_temperature=(0.0, math.inf), ssl_epsilon=(0.0, math.inf),
+            pretrained_lr_scale=(0.0, math.inf), weight_decay=(0.0, math.inf), ssl_weight=(0.0, math.inf),
+        ), open_low=("lr", "linear_lr", "ssl_temperature", "ssl_epsilon"))
+        check_choices("TrainConfig", values, dict(backbone=BACKBONES, amp=("auto", "bf16", "off")))
         if self.dense_eval is not None and (len(self.dense_eval) != 2 or int(self.dense_eval[0]) < 1):
             raise ValueError(f"TrainConfig.dense_eval must be (every >= 1, until), got {self.dense_eval}")
 

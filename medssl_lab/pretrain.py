@@ -25,6 +25,7 @@ import torch.distributed as dist
 from torch import nn
 
 from medssl_lab.augment import PROFILES, MultiCropAugment, MultiCropConfig, make_generator
+from medssl_lab.checks import check_choices, check_numbers, check_whole
 from medssl_lab.config import progress_bar, resolve_device
 from medssl_lab.data.pool import balanced_weights, describe_provenance, epoch_batches, pool_provenance
 from medssl_lab.data.types import ImageSet
@@ -91,31 +92,20 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         """Refuse impossible settings before any work starts, naming the field, the value and what is allowed."""
-        choices = dict(method=("swav", "simclr"), optimizer=("adamw", "sgd"), balance=(None, "source", "modality"),
-                       amp=("auto", "bf16", "fp16", "off"), backbone=BACKBONES)
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"PretrainConfig.{name}={getattr(self, name)!r}; choose one of {allowed}")
-        minimum = dict(image_size=8, epochs=1, batch_size=2, n_prototypes=2, hidden_dim=1, proj_dim=1,
-                       sinkhorn_iterations=1, queue_length=0, queue_start_epoch=0, freeze_prototypes_steps=0,
-                       n_global=2, n_local=0, global_size=4, local_size=4, collapse_min_steps=0, log_every=1,
-                       checkpoint_every=1, pool_limit=1, max_steps=1)
-        for name, low in minimum.items():
-            value = getattr(self, name)
-            if value is None and name in ("pool_limit", "max_steps"):
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"PretrainConfig.{name}={value!r}; it must be a whole number >= {low}")
-        positive = dict(lr=self.lr, temperature=self.temperature, epsilon=self.epsilon,
-                        grad_clip=1.0 if self.grad_clip is None else self.grad_clip)
-        ranges = dict(weight_decay=(0.0, math.inf), warmup_fraction=(0.0, 0.99), min_lr_ratio=(0.0, 1.0))
-        for name, value in positive.items():
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"PretrainConfig.{name}={value!r}; it must be a finite number > 0")
-        for name, (low, high) in ranges.items():
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and low <= value <= high):
-                raise ValueError(f"PretrainConfig.{name}={value!r}; it must lie in [{low}, {high}]")
+        values = asdict(self)
+        check_choices("PretrainConfig", values, dict(method=("swav", "simclr"), optimizer=("adamw", "sgd"),
+                                                     balance=(None, "source", "modality"),
+                                                     amp=("auto", "bf16", "fp16", "off"), backbone=BACKBONES))
+        check_whole("PretrainConfig", values, dict(
+            image_size=8, epochs=1, batch_size=2, n_prototypes=2, hidden_dim=1, proj_dim=1, sinkhorn_iterations=1,
+            queue_length=0, queue_start_epoch=0, freeze_prototypes_steps=0, n_global=2, n_local=0, global_size=4,
+            local_size=4, collapse_min_steps=0, log_every=1, checkpoint_every=1, pool_limit=1, max_steps=1,
+        ), optional=("pool_limit", "max_steps"))
+        values["grad_clip"] = 1.0 if self.grad_clip is None else self.grad_clip  # None: no clipping
+        check_numbers("PretrainConfig", values, dict(
+            lr=(0.0, math.inf), temperature=(0.0, math.inf), epsilon=(0.0, math.inf), grad_clip=(0.0, math.inf),
+            weight_decay=(0.0, math.inf), warmup_fraction=(0.0, 0.99), min_lr_ratio=(0.0, 1.0),
+        ), open_low=("lr", "temperature", "epsilon", "grad_clip"))
 
     @classmethod
     def for_profile(cls, profile: str = "cpu", **overrides: Any) -> "PretrainConfig":
@@ -432,7 +422,7 @@ class Pretrainer:
         return target
 
     def load_state(self, state: dict) -> None:
-        """Restore a :meth:`state_dict`; the config's model-shaping fields must match."""
+        """Restore a :meth:`state_dict`; every setting that changes the computation, and the data, must match."""
         saved = asdict(PretrainConfig(**state["config"]))
         current = asdict(self.config)
         changed = [f"{name} {_plain(saved[name])!r} -> {_plain(current[name])!r}" for name in current
