@@ -6,6 +6,7 @@ operation; balancing over modalities is a matter of sampling weights.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import Counter
 from typing import Iterator, Sequence
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from medssl_lab import __version__
 from medssl_lab.data.medmnist import load_medmnist, medmnist_subsets
 from medssl_lab.data.mednist import load_mednist
 from medssl_lab.data.types import ImageSet
@@ -88,13 +90,9 @@ def pool_summary(pool: ImageSet) -> list[tuple[str, str, int]]:
 def pool_provenance(pool: ImageSet) -> dict:
     """What a run was trained on, for its checkpoint: image count and size, counts per source and modality, a hash
     of the pixels (two runs on the same data have the same one), and the package version."""
-    import hashlib
-
-    import medssl_lab
-
     digest = hashlib.blake2b(np.ascontiguousarray(pool.images).data, digest_size=10).hexdigest()
     return {"images": len(pool), "size": int(pool.images.shape[-1]), "pixels_hash": digest,
-            "counts": [list(row) for row in pool_summary(pool)], "package": medssl_lab.__version__}
+            "counts": [list(row) for row in pool_summary(pool)], "package": __version__}
 
 
 def describe_provenance(provenance: dict | None) -> str:
