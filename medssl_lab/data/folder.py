@@ -34,9 +34,9 @@ def decode_gray(data: bytes | Path, where: str, size: int | None = None) -> np.n
             if size is not None and gray.size != (size, size):
                 gray = gray.resize((size, size), Image.Resampling.BILINEAR)
             return np.asarray(gray, dtype=np.uint8)
+    except DataError:
+        raise
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        if isinstance(exc, DataError):
-            raise
         raise DataError(f"{where}: not a readable image ({exc}). Remove or replace the file.") from exc
 
 
