@@ -12,6 +12,7 @@ processes (DDP) and Sinkhorn all-reduces its sums.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import time
@@ -423,10 +424,11 @@ class Pretrainer:
 
     def load_state(self, state: dict) -> None:
         """Restore a :meth:`state_dict`; every setting that changes the computation, and the data, must match."""
-        saved = asdict(PretrainConfig(**state["config"]))
-        current = asdict(self.config)
-        changed = [f"{name} {_plain(saved[name])!r} -> {_plain(current[name])!r}" for name in current
-                   if name not in FREE_ON_RESUME and _plain(saved[name]) != _plain(current[name])]
+        # through JSON, as reproduce.py's settings.json: tuples and lists compare equal
+        saved = json.loads(json.dumps(asdict(PretrainConfig(**state["config"]))))
+        current = json.loads(json.dumps(asdict(self.config)))
+        changed = [f"{name} {saved[name]!r} -> {current[name]!r}" for name in current
+                   if name not in FREE_ON_RESUME and saved[name] != current[name]]
         if changed:
             where = self.out_dir if self.out_dir is not None else "the checkpoint"
             raise TrainingError(f"cannot resume the run in {where}: it was made with other settings ({'; '.join(changed)}). "
@@ -451,15 +453,6 @@ class Pretrainer:
 #: Settings that may differ when a run is resumed: they do not change what it computes.
 FREE_ON_RESUME = frozenset({"profile", "max_steps", "device", "amp", "channels_last", "collapse_check",
                             "collapse_min_steps", "log_every", "checkpoint_every"})
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists (a checkpoint may store either), for comparing settings."""
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
 
 
 def setup_distributed(device: str = "auto") -> int:
