@@ -22,7 +22,7 @@ import torch
 
 from medssl_lab.data.pool import build_pool
 from medssl_lab.pretrain import PretrainConfig
-from medssl_lab.representation import load_benchmark_data, score_baselines
+from medssl_lab.evaluation.representation import load_benchmark_data, score_baselines
 from medssl_lab.viz import plot_compute_curve
 
 RESULTS = Path(__file__).parent / "results"

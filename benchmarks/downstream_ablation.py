@@ -20,9 +20,11 @@ import numpy as np
 import torch
 
 from medssl_lab.data.pool import build_pool
-from medssl_lab.evaluate import TrainConfig, label_fraction_indices, train_classifier
+from medssl_lab.evaluation.convergence import add_convergence
+from medssl_lab.evaluation.downstream import TrainConfig, train_classifier
+from medssl_lab.evaluation.sampling import label_fraction_indices
 from medssl_lab.pretrain import load_pretrained
-from medssl_lab.reproduce import add_convergence, downstream_data
+from medssl_lab.reproduce import downstream_data
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -59,11 +61,10 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    encoder, pre_cfg = load_pretrained(args.checkpoint)
+    encoder = load_pretrained(args.checkpoint)
     train, val, test = downstream_data(args.task, args.data_dir)
-    pool = build_pool(size=pre_cfg.image_size, data_dir=args.data_dir) if "hybrid" in args.arms else None
-    base = TrainConfig(steps=args.steps, eval_every=args.eval_every, backbone=pre_cfg.backbone,
-                       multicrop=pre_cfg.augment_config(), image_size=pre_cfg.image_size)
+    pool = build_pool(size=encoder.image_size, data_dir=args.data_dir) if "hybrid" in args.arms else None
+    base = TrainConfig(steps=args.steps, eval_every=args.eval_every)
     print(f"task {args.task}; steps {args.steps}; eval every {args.eval_every}; seeds {args.seeds}; "
           f"checkpoint {args.checkpoint}")
     print("variant        labels  arm       val_auc          test_auc         steps_to_95%  reduction_%  seconds")
@@ -74,7 +75,7 @@ def main() -> None:
                 labelled = train.subset(label_fraction_indices(train.labels, fraction, seed=seed))
                 for arm in args.arms:
                     started = time.perf_counter()
-                    result = train_classifier(arm, labelled, val, test, pretrained=None if arm == "scratch" else encoder,
+                    result = train_classifier(arm, labelled, val, test, pretrained=encoder,
                                               pool=pool if arm == "hybrid" else None, config=base, seed=seed,
                                               **overrides)
                     records.append({"task": args.task, "fraction": fraction, "arm": arm, "seed": seed,

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medssl_lab.evaluate import TrainConfig, label_fraction_indices, train_classifier
+from medssl_lab.evaluation.downstream import TrainConfig, train_classifier
+from medssl_lab.evaluation.sampling import label_fraction_indices
 from medssl_lab.pretrain import load_pretrained
 from medssl_lab.reproduce import downstream_data
 
@@ -71,8 +72,8 @@ def main() -> None:
     cache = Path(args.runs) / "downstream"
     for variant in args.variants:
         checkpoint = Path(args.runs) / variant / "checkpoint.pt"
-        _, pre = load_pretrained(checkpoint)
-        config = TrainConfig(dense_eval=(5, 100), backbone=pre.backbone, image_size=pre.image_size)
+        pre = load_pretrained(checkpoint).config
+        config = TrainConfig(dense_eval=(5, 100))
         arch = f"{pre.backbone}_{pre.image_size}px"
         rows = []
         for fraction in args.fractions:

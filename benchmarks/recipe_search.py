@@ -6,7 +6,7 @@ Usage:
 Each variant is the cpu profile as it stood before this search (``balance=None``, the pool
 sampled as it is) with a few fields changed. It is pretrained into
 ``RUNS/<name>/`` (resumable: run the command again and an interrupted run continues),
-then scored with :func:`medssl_lab.representation.score_checkpoint`. One row per
+then scored with :func:`medssl_lab.evaluation.representation.score_checkpoint`. One row per
 variant is appended to ``benchmarks/results/recipe_search.csv`` with its settings, its
 compute (wall minutes x torch threads) and its benchmark figures; variants already in the
 table are skipped, so a search spread over several sessions adds up. Run at most two at
@@ -51,11 +51,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "bal_e2": dict(BALANCED, epochs=2),
     "bal_pool25": dict(BALANCED, pool_limit=15916),  # a quarter of the 63,662-image pool, 4 epochs
     "bal_pool50": dict(BALANCED, pool_limit=31831),
-    # Not run yet.
     "bal_e8": dict(BALANCED, epochs=8),
     "bal_e16": dict(BALANCED, epochs=16),
     "bal_protos128": dict(BALANCED, n_prototypes=128),
     "bal_size64_e1": dict(BALANCED, image_size=64, global_size=64, local_size=32, epochs=1),
+    # SwAV's queue: 4 batches of stored embeddings join each Sinkhorn batch from the second epoch on.
+    "bal_queue": dict(BALANCED, queue_length=1024, queue_start_epoch=1),
 }
 
 
@@ -145,7 +146,7 @@ def main() -> None:
         folder = pretrain_variant(name, VARIANTS[name], Path(args.runs), args.data_dir)
         if args.pretrain_only:
             continue
-        from medssl_lab.representation import load_benchmark_data, score_checkpoint
+        from medssl_lab.evaluation.representation import load_benchmark_data, score_checkpoint
 
         scores = score_checkpoint(folder, load_benchmark_data(args.data_dir))
         row = table_row(name, VARIANTS[name], folder, scores, args.threads)

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from contextlib import nullcontext
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -67,10 +67,6 @@ __all__ = [
 #: Fixed normalisation of [0, 1] images (one place): maps the range to about [-2, 2].
 MEAN: float = 0.5
 STD: float = 0.25
-
-#: The compute profiles, one name each for every preset in the package (``cpu_long``: the cpu recipe, longer).
-PROFILES: tuple[str, ...] = ("smoke", "cpu", "cpu_long", "gpu")
-
 
 # --------------------------------------------------------------------------- basics
 
@@ -368,26 +364,6 @@ class MultiCropConfig:
         self.local_scale = tuple(self.local_scale)  # type: ignore[assignment]
 
     @classmethod
-    def for_profile(cls, profile: str, image_size: int | None = None, **overrides: object) -> MultiCropConfig:
-        """Preset for a compute profile; ``overrides`` replace any field.
-
-        * ``smoke``: 2 x 16 px + 2 x 8 px, for tests and CI;
-        * ``cpu`` and ``cpu_long``: 2 x 28-32 px (the image size, capped at 32) + 4 x 16 px;
-        * ``gpu``: 2 x max(64, image size) + 6 x half that (SwAV's 2 + 6 views).
-        """
-        if profile == "smoke":
-            cfg = cls(global_size=16, local_size=8, n_local=2)
-        elif profile in ("cpu", "cpu_long"):
-            g = min(max(image_size or 28, 28), 32)
-            cfg = cls(global_size=g, local_size=16, n_local=4)
-        elif profile == "gpu":
-            g = max(64, image_size or 64)
-            cfg = cls(global_size=g, local_size=g // 2, n_local=6)
-        else:
-            raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
-        return replace(cfg, **overrides) if overrides else cfg
-
-    @classmethod
     def identity(cls, size: int, n_global: int = 1, n_local: int = 0) -> MultiCropConfig:
         """No crop, rotation, flip or intensity change: views are the resized input (for tests, demos)."""
         return cls(
@@ -409,7 +385,7 @@ class MultiCropAugment:
     """Make ``n_global`` global then ``n_local`` local views of a batch, all on its device.
 
     Example:
-        >>> aug = MultiCropAugment(MultiCropConfig.for_profile("cpu", 28))
+        >>> aug = MultiCropAugment(MultiCropConfig(global_size=28))
         >>> views = aug(images_uint8, generator=make_generator(0))  # list of 6 tensors
     """
 
@@ -452,14 +428,6 @@ class MultiCropAugment:
             if c.n_local:
                 views += self._group(x, c.n_local, c.local_size, c.local_scale, generator)
         return views
-
-    def sample_thetas(
-        self, batch: int, in_hw: tuple[int, int], n_views: int, scale: tuple[float, float],
-        generator: torch.Generator | None = None, device: torch.device | str = "cpu",
-    ) -> Tensor:
-        """Affine matrices ``(n_views * batch, 2, 3)`` of one view group (exposed for tests and plots)."""
-        u = _rand((n_views * batch, self._N_PARAMS), generator, torch.device(device))
-        return self._thetas(u, in_hw, scale)
 
     def _thetas(self, u: Tensor, in_hw: tuple[int, int], scale: tuple[float, float]) -> Tensor:
         c = self.config

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from medssl_lab.augment import PROFILES
 from medssl_lab.config import resolve_device
 from medssl_lab.data.pool import DEFAULT_SOURCES, build_pool, pool_summary
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
-from medssl_lab.errors import DataError, MedsslError
+from medssl_lab.errors import MedsslError
+from medssl_lab.profiles import PROFILES
 
 
 def load_pool(data_dir: str | None, size: int, synthetic: bool = False) -> tuple[ImageSet, bool]:
@@ -77,11 +77,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from medssl_lab.pretrain import CHECKPOINT_NAME, load_checkpoint
-    from medssl_lab.representation import format_table, load_benchmark_data, representation_benchmark
+    from medssl_lab.evaluation.representation import format_table, load_benchmark_data, representation_benchmark
+    from medssl_lab.pretrain import load_checkpoint
 
-    checkpoint = Path(args.checkpoint)
-    load_checkpoint(checkpoint / CHECKPOINT_NAME if checkpoint.is_dir() else checkpoint)  # fails before the data loads
+    load_checkpoint(args.checkpoint)  # fails before the data loads
     data = load_benchmark_data(args.data_dir, split=args.split)
     rows = representation_benchmark(args.checkpoint, data, device=args.device or "auto")
     table = format_table(rows, args.split)

@@ -11,11 +11,13 @@ from pathlib import Path
 
 
 @contextmanager
-def atomic_file(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+def atomic_file(path: str | os.PathLike, suffix: str = ".tmp", permissions: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success move it into place, on any error remove it.
 
     The temporary file sits in the same folder (so the final move is atomic) and is hidden
     (leading dot), so an interrupted write leaves neither a truncated file nor clutter.
+    It is created private (mode 0o600); pass ``permissions`` (e.g. 0o644) for a file that
+    others must be able to read, such as data files meant to be shared.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,6 +26,8 @@ def atomic_file(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]
     tmp = Path(name)
     try:
         yield tmp
+        if permissions is not None:
+            os.chmod(tmp, permissions)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""Losses for self-supervised pretraining: SwAV, NT-Xent (SimCLR) and a hybrid loss.
+"""Losses for self-supervised pretraining: SwAV and NT-Xent (SimCLR), with their stabilisers and diagnostics.
 
 - :func:`sinkhorn` and :class:`SwAVLoss`: swapped prediction with online clustering,
   Caron et al., "Unsupervised Learning of Visual Features by Contrasting Cluster
@@ -9,8 +9,6 @@
   frozen for the first iterations).
 - :class:`NTXentLoss`: the plain contrastive baseline of SimCLR, Chen et al., "A
   Simple Framework for Contrastive Learning of Visual Representations" (ICML 2020).
-- :class:`HybridLoss`: SwAV plus a supervised loss on the labelled part of a batch,
-  the hybrid regime of Ghesu et al. 2022.
 - :func:`prototype_usage`, :func:`assignment_entropy`, :func:`collapse_hint`:
   diagnostics to notice collapse (loss near ``ln K``, few prototypes used).
 
@@ -31,7 +29,6 @@ from torch import nn
 
 __all__ = [
     "FeatureQueue",
-    "HybridLoss",
     "NTXentLoss",
     "SwAVLoss",
     "assignment_entropy",
@@ -275,11 +272,6 @@ class FeatureQueue(nn.Module):
         """True once ``length`` embeddings have been pushed."""
         return self.filled >= self.length
 
-    def reset(self) -> None:
-        """Empty the queue."""
-        self.embeddings.zero_()
-        self.filled = 0
-
     @torch.no_grad()
     def push(self, embeddings: Sequence[torch.Tensor]) -> None:
         """Add one ``(B, dim)`` batch per view (newest first; the oldest drop out)."""
@@ -417,107 +409,6 @@ class NTXentLoss(nn.Module):
         mask[rows, self_idx] = True
         logits = logits.masked_fill(mask, float("-inf"))
         return F.cross_entropy(logits, pos_idx)
-
-
-_TASKS = ("multiclass", "binary", "multilabel")
-
-
-class HybridLoss(nn.Module):
-    """SwAV on every sample plus ``weight`` times a supervised loss on the labelled ones.
-
-    The hybrid self-supervised/supervised regime of Ghesu et al. 2022. Unlabelled samples
-    carry the label -1 (or are marked False in ``mask``) and add nothing to the
-    supervised part; a batch without labels gives a supervised part of exactly 0.
-
-    Args:
-        ssl_loss: the self-supervised loss (default: :class:`SwAVLoss`).
-        weight: weight of the supervised part.
-        task: ``"multiclass"`` (cross-entropy, labels ``(B,)`` or ``(B, 1)`` class
-            indices), ``"binary"`` (BCE with logits, logits and labels ``(B,)`` or
-            ``(B, 1)`` in {0, 1}) or ``"multilabel"`` (BCE with logits, ``(B, L)``;
-            -1 entries are ignored one by one).
-    """
-
-    def __init__(self, ssl_loss: nn.Module | None = None, weight: float = 1.0, task: str = "multiclass") -> None:
-        super().__init__()
-        if task not in _TASKS:
-            raise ValueError(f"unknown task {task!r}; use one of {', '.join(_TASKS)}.")
-        self.ssl_loss = ssl_loss if ssl_loss is not None else SwAVLoss()
-        self.weight = float(weight)
-        self.task = task
-
-    def supervised(
-        self, logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The supervised loss averaged over labelled samples, and their number.
-
-        Args:
-            logits: model outputs for the batch.
-            labels: targets with -1 for unlabelled samples (or entries).
-            mask: optional ``(B,)`` bool, True for labelled samples.
-
-        Returns:
-            ``(loss, n_labelled)``; loss is 0 (still attached to ``logits``) when no
-            sample is labelled.
-        """
-        b = logits.shape[0]
-        if labels.shape[0] != b:
-            raise ValueError(f"labels have {labels.shape[0]} rows but logits have {b}.")
-        if self.task == "multiclass":
-            if logits.ndim != 2:
-                raise ValueError(f"multiclass logits must be (B, C), got {tuple(logits.shape)}.")
-            y = labels.reshape(b, -1)
-            if y.shape[1] != 1:
-                raise ValueError(f"multiclass labels must be (B,) or (B, 1) class indices, got {tuple(labels.shape)}.")
-            y = y[:, 0].long()
-            valid = y >= 0
-            if mask is not None:
-                valid = valid & mask.reshape(b).bool()
-            per = F.cross_entropy(logits.float(), y.clamp(min=0), reduction="none")
-        else:
-            x = logits.float().reshape(b, -1)
-            y = labels.reshape(b, -1)
-            if y.shape != x.shape:
-                raise ValueError(
-                    f"{self.task} logits {tuple(logits.shape)} and labels {tuple(labels.shape)} do not match."
-                )
-            valid = y >= 0
-            if mask is not None:
-                valid = valid & mask.reshape(b, 1).bool()
-            per = F.binary_cross_entropy_with_logits(x, y.clamp(min=0).float(), reduction="none")
-        weights = valid.to(per.dtype)
-        count = weights.sum()
-        loss = (per * weights).sum() / count.clamp(min=1.0)
-        n_labelled = valid.reshape(b, -1).any(dim=1).sum()
-        return loss, n_labelled
-
-    def forward(
-        self,
-        high_resolution_scores: Sequence[torch.Tensor],
-        low_resolution_scores: Sequence[torch.Tensor] | None,
-        logits: torch.Tensor,
-        labels: torch.Tensor,
-        *,
-        mask: torch.Tensor | None = None,
-        queue_scores: Sequence[torch.Tensor | None] | None = None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Total loss and its parts.
-
-        Args:
-            high_resolution_scores: prototype scores of the global crops.
-            low_resolution_scores: prototype scores of the local crops (or None).
-            logits: classifier outputs for the batch (e.g. of the first global crop).
-            labels: targets, -1 where unlabelled.
-            mask: optional ``(B,)`` bool of labelled samples.
-            queue_scores: optional queue scores for the SwAV part.
-
-        Returns:
-            ``(total, parts)`` with parts ``{"ssl", "supervised", "n_labelled"}`` (detached).
-        """
-        ssl = self.ssl_loss(high_resolution_scores, low_resolution_scores, queue_scores)
-        sup, n_labelled = self.supervised(logits, labels, mask)
-        total = ssl + self.weight * sup
-        return total, {"ssl": ssl.detach(), "supervised": sup.detach(), "n_labelled": n_labelled}
 
 
 def _stack(x: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:

@@ -22,6 +22,7 @@ from torch import nn
 
 __all__ = [
     "BACKBONES",
+    "Classifier",
     "ProjectionHead",
     "Prototypes",
     "SwAVModel",
@@ -312,3 +313,20 @@ class SwAVModel(nn.Module):
             embeddings[i] = z_parts[pos]
             scores[i] = s_parts[pos]
         return embeddings, scores
+
+
+class Classifier(nn.Module):
+    """A backbone and a linear head: images ``(B, 1, H, W)`` -> logits ``(B, n_outputs)``."""
+
+    def __init__(self, backbone: nn.Module, feat_dim: int, n_outputs: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(feat_dim, n_outputs)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features (for probes and embeddings of a fine-tuned model)."""
+        return self.backbone(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits."""
+        return self.head(self.backbone(x))

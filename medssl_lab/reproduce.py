@@ -15,40 +15,32 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from medssl_lab.augment import PROFILES
 from medssl_lab.data.medmnist import load_medmnist
 from medssl_lab.data.mednist import load_mednist
 from medssl_lab.data.pool import build_pool, describe_provenance, pool_provenance
 from medssl_lab.data.types import ImageSet
-from medssl_lab.evaluate import (
-    ARMS,
-    TrainConfig,
-    convergence_target,
-    label_fraction_indices,
-    robustness_curve,
-    step_reduction,
-    steps_to_reach,
-    train_classifier,
-)
 from medssl_lab.errors import TrainingError
+from medssl_lab.evaluation.convergence import add_convergence
+from medssl_lab.evaluation.downstream import ARMS, TrainConfig, train_classifier
+from medssl_lab.evaluation.reports import summary_markdown
+from medssl_lab.evaluation.robustness import robustness_curve
+from medssl_lab.evaluation.sampling import label_fraction_indices, limit_split
 from medssl_lab.files import atomic_file
-from medssl_lab.pretrain import CHECKPOINT_NAME, PretrainConfig, load_pretrained, pretrain
+from medssl_lab.pretrain import PretrainConfig, Pretrained, load_pretrained, pretrain
+from medssl_lab.profiles import DOWNSTREAM, PROTOCOL, VAL_LIMIT, profile_settings
 
 TASK_FRACTIONS: dict[str, tuple[float, ...]] = {"pneumoniamnist": (0.01, 0.1, 1.0), "mednist": (0.001, 0.01, 0.1)}
 
 
 @dataclass
 class ReproduceConfig:
-    """The protocol's knobs; :meth:`for_profile` gives the sizes of each profile."""
+    """The protocol's knobs; :meth:`for_profile` gives the sizes of each profile (:mod:`medssl_lab.profiles`)."""
 
     profile: str = "cpu"
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -80,17 +72,16 @@ class ReproduceConfig:
             raise ValueError(f"ReproduceConfig.val_limit must be None or >= 2, got {self.val_limit}")
 
     @classmethod
-    def for_profile(cls, profile: str, **overrides: Any) -> "ReproduceConfig":
-        presets: dict[str, dict[str, Any]] = {
-            "smoke": dict(seeds=(0,), tasks={"pneumoniamnist": (0.1,), "mednist": (0.01,)}, steps=6, batch_size=32,
-                          eval_every=3, dense_eval=None, val_limit=300, robustness_fraction=0.1),
-            "cpu": dict(),
-            "cpu_long": dict(),  # the longer pretraining, the same downstream protocol
-            "gpu": dict(steps=1000, batch_size=128, eval_every=50, val_limit=None),
-        }
-        if profile not in presets:
-            raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
-        return cls(profile=profile, **{**presets[profile], **overrides})
+    def for_profile(cls, profile: str, **overrides: Any) -> ReproduceConfig:
+        """The protocol, downstream sizes and validation limit of ``profile``, with ``overrides`` on top."""
+        preset = {**profile_settings(PROTOCOL, profile), **profile_settings(DOWNSTREAM, profile),
+                  "val_limit": VAL_LIMIT[profile]}
+        return cls(profile=profile, **{**preset, **overrides})
+
+    def train_config(self) -> TrainConfig:
+        """The downstream knobs every run of the protocol shares."""
+        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, eval_every=self.eval_every,
+                           dense_eval=self.dense_eval, device=self.device)
 
 
 def downstream_data(task: str, data_dir: str | os.PathLike | None) -> tuple[ImageSet, ImageSet, ImageSet]:
@@ -110,49 +101,47 @@ def run_protocol(config: ReproduceConfig, out_dir: str | os.PathLike, data_dir: 
                  progress: bool = True) -> Path:
     """Pretrain (or resume), run every (task, fraction, seed, arm), then write results.csv, summary.md and plots."""
     out = Path(out_dir)
-    runs_dir = out / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
     pre_config = PretrainConfig.for_profile(config.profile, device=config.device, **config.pretrain_overrides)
-    # Every arm gets the pretrained architecture (scratch: fresh weights) and, for hybrid, its views.
-    train_cfg = TrainConfig(steps=config.steps, batch_size=config.batch_size, lr=config.lr,
-                            eval_every=config.eval_every, dense_eval=config.dense_eval, device=config.device,
-                            backbone=pre_config.backbone, multicrop=pre_config.augment_config(),
-                            image_size=pre_config.image_size)
     pool = build_pool(size=pre_config.image_size, data_dir=data_dir)
     provenance = pool_provenance(pool)
+    train_cfg = config.train_config()
     _check_settings(out, train_cfg, config, provenance)
     started = time.perf_counter()
     pretrain(pre_config, pool, out / "pretrain", resume=True, progress=progress)
     pretrain_s = time.perf_counter() - started
-    checkpoint = out / "pretrain" / CHECKPOINT_NAME
-    encoder, _ = load_pretrained(checkpoint)
+    encoder = load_pretrained(out / "pretrain")
     for task, fractions in config.tasks.items():
         train, val, test = downstream_data(task, data_dir)
-        if config.val_limit is not None and len(val) > config.val_limit:
-            val = val.subset(label_fraction_indices(val.labels, config.val_limit / len(val), seed=0))
+        val = limit_split(val, config.val_limit)
         for fraction in fractions:
             for seed in config.seeds:
                 labelled = train.subset(label_fraction_indices(train.labels, fraction, seed=seed))
                 for arm in config.arms:
-                    path = runs_dir / _run_name(task, fraction, arm, seed)
-                    if path.exists():
-                        record = json.loads(path.read_text())
-                    else:
-                        result = train_classifier(
-                            arm, labelled, val, test, pretrained=None if arm == "scratch" else encoder,
-                            pool=pool if arm == "hybrid" else None, config=train_cfg, seed=seed,
-                        )
-                        record = {"task": task, "fraction": fraction, "arm": arm, "seed": seed, **result.summary(),
-                                  "curve": result.curve}
-                        if task == config.robustness_task and fraction == config.robustness_fraction:
-                            record["robustness"] = robustness_curve(result.model, test, image_size=pre_config.image_size,
-                                                                    device=config.device, seed=seed)
+                    path = out / "runs" / _run_name(task, fraction, arm, seed)
+                    if not path.exists():
+                        record = _run_arm(arm, labelled, val, test, encoder, pool, train_cfg, seed,
+                                          robustness=(task, fraction) == (config.robustness_task,
+                                                                          config.robustness_fraction),
+                                          task=task, fraction=fraction)
                         _write_json(path, record)
                         if progress:
                             print(f"{task:<15} {fraction:<6g} {arm:<9} seed {seed}: test AUC {record['test_auc']:.3f} "
                                   f"({record['seconds']:.0f} s)", flush=True)
     return write_reports(out, {"pretrain_seconds": pretrain_s, "profile": config.profile,
                                "data": describe_provenance(provenance), "package": provenance["package"]})
+
+
+def _run_arm(arm: str, labelled: ImageSet, val: ImageSet, test: ImageSet, encoder: Pretrained, pool: ImageSet,
+             train_cfg: TrainConfig, seed: int, robustness: bool, task: str, fraction: float) -> dict[str, Any]:
+    """One run's record: its summary and curve, and the robustness rows when the protocol asks for them."""
+    result = train_classifier(arm, labelled, val, test, pretrained=encoder, pool=pool if arm == "hybrid" else None,
+                              config=train_cfg, seed=seed)
+    record = result.record(task=task, fraction=fraction)
+    if robustness:
+        record["robustness"] = robustness_curve(result.model, test, image_size=result.config.image_size,
+                                                device=train_cfg.device, seed=seed)
+    return record
 
 
 def _check_settings(out: Path, train_cfg: TrainConfig, config: ReproduceConfig, provenance: dict) -> None:
@@ -186,31 +175,8 @@ def load_records(out_dir: str | os.PathLike) -> list[dict]:
     return add_convergence([json.loads(p.read_text()) for p in sorted((Path(out_dir) / "runs").glob("*.json"))])
 
 
-def add_convergence(records: list[dict]) -> list[dict]:
-    """Fill ``steps_to_target`` and ``step_reduction_pct`` of each record from its curve.
-
-    The target is 95 % of the best validation AUC of the scratch run with the same task,
-    fraction and seed; records need ``task, fraction, arm, seed, curve``.
-    """
-    by_key = {(r["task"], r["fraction"], r["seed"]): r for r in records if r["arm"] == "scratch"}
-    for r in records:
-        scratch = by_key.get((r["task"], r["fraction"], r["seed"]))
-        target = convergence_target([tuple(c) for c in scratch["curve"]]) if scratch else math.nan
-        r["steps_to_target"] = steps_to_reach([tuple(c) for c in r["curve"]], target) if scratch else None
-        scratch_steps = steps_to_reach([tuple(c) for c in scratch["curve"]], target) if scratch else None
-        r["step_reduction_pct"] = step_reduction(r["steps_to_target"], scratch_steps)
-    return records
-
-
 RESULT_COLUMNS = ("task", "fraction", "arm", "seed", "n_train", "test_auc", "test_acc", "best_val_auc", "best_step",
                   "steps_to_target", "step_reduction_pct", "seconds")
-
-
-def _mean_std(values: list[float]) -> str:
-    values = [v for v in values if v is not None and math.isfinite(v)]
-    if not values:
-        return "n/a"
-    return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
 def write_reports(out_dir: str | os.PathLike, meta: dict | None = None) -> Path:
@@ -245,46 +211,3 @@ def write_reports(out_dir: str | os.PathLike, meta: dict | None = None) -> Path:
     return out / "summary.md"
 
 
-def summary_markdown(records: list[dict], robust: list[dict], meta: dict) -> str:
-    """Markdown tables: test AUC / ACC (mean ± std over seeds), convergence, robustness drops."""
-    arms = [a for a in ARMS if any(r["arm"] == a for r in records)]
-    keys = sorted({(r["task"], r["fraction"]) for r in records})
-    seeds = sorted({r["seed"] for r in records})
-    lines = [f"Profile `{meta.get('profile', '?')}`; seeds {seeds}; mean ± std over seeds."
-             + (f" Pretrained on {meta['data']}; medssl-lab {meta['package']}." if "data" in meta else ""), "",
-             "### Test AUC", "", "| task | labels | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
-    for task, fraction in keys:
-        cells = [_mean_std([r["test_auc"] for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, a)])
-                 for a in arms]
-        lines.append(f"| {task} | {fraction:g} | " + " | ".join(cells) + " |")
-    lines += ["", "### Test ACC", "", "| task | labels | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
-    for task, fraction in keys:
-        cells = [_mean_std([r["test_acc"] for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, a)])
-                 for a in arms]
-        lines.append(f"| {task} | {fraction:g} | " + " | ".join(cells) + " |")
-    lines += ["", "### Convergence: steps to 95 % of scratch's best validation AUC (reduction vs scratch, %)", "",
-              "| task | labels | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
-    for task, fraction in keys:
-        cells = []
-        for a in arms:
-            rs = [r for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, a)]
-            steps = [r["steps_to_target"] for r in rs if r["steps_to_target"] is not None]
-            red = [r["step_reduction_pct"] for r in rs if r["step_reduction_pct"] is not None]
-            reached = f"{len(steps)}/{len(rs)} reached"
-            cells.append(f"{np.median(steps):.0f} ({np.mean(red):+.0f} %), {reached}" if steps and red else reached)
-        lines.append(f"| {task} | {fraction:g} | " + " | ".join(cells) + " |")
-    if robust:
-        kinds = list(dict.fromkeys(r["kind"] for r in robust if r["kind"] != "clean"))
-        lines += ["", f"### Robustness: mean AUC drop from clean over severities ({robust[0]['task']}, "
-                  f"{robust[0]['fraction']:g} labels)", "", "| arm | clean AUC | " + " | ".join(kinds) + " |",
-                  "|---|---:|" + "---:|" * len(kinds)]
-        for a in arms:
-            rows = [r for r in robust if r["arm"] == a]
-            if rows:
-                clean = _mean_std([r["auc"] for r in rows if r["kind"] == "clean"])
-                drops = [f"{np.mean([r['drop'] for r in rows if r['kind'] == k]):.3f}" for k in kinds]
-                lines.append(f"| {a} | {clean} | " + " | ".join(drops) + " |")
-    if "pretrain_seconds" in meta:
-        lines += ["", f"Pretraining took {meta['pretrain_seconds'] / 60:.1f} min in this invocation "
-                  f"(0 when resumed from a finished checkpoint)."]
-    return "\n".join(lines) + "\n"

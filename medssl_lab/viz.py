@@ -6,11 +6,13 @@ the notebook displays it, a script saves it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from medssl_lab.augment import (
@@ -21,11 +23,9 @@ from medssl_lab.augment import (
     perturb,
     to_float,
 )
+from medssl_lab.data.intensity import apply_window
+from medssl_lab.evaluation.clusters import as_numpy, encode_labels, label_vector
 
-__all__ = [
-    "LiveHistoryPlot", "plot_compute_curve", "plot_convergence", "plot_label_efficiency", "plot_perturbations", "plot_pool_overview",
-    "plot_pretrain_history", "plot_robustness", "plot_views",
-]
 
 
 def _as_image_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -44,14 +44,23 @@ def _show(ax, img: torch.Tensor, title: str) -> None:
     ax.set_axis_off()
 
 
+def _views_of(augment: Callable[..., Any], batch: torch.Tensor, seed: int) -> list[torch.Tensor]:
+    """The views of any augmentation callable: a :class:`MultiCropAugment`, or one taking ``(batch)`` only."""
+    try:
+        views = augment(batch, generator=make_generator(seed))
+    except TypeError:
+        views = augment(batch)
+    return [views] if isinstance(views, torch.Tensor) else list(views)
+
+
 def plot_views(
     image: np.ndarray | torch.Tensor,
-    augment: MultiCropAugment,
+    augment: Callable[..., Any],
     n_samples: int = 3,
     seed: int = 0,
     panel_size: float = 1.6,
 ) -> Figure:
-    """Show an image next to its multi-crop views, one row per random draw.
+    """Show an image next to its augmented views, one row per random draw.
 
     Lets a reader see what the network is asked to match: global views covering most of
     the image and small local crops, with the intensity changes applied. Views are shown
@@ -59,20 +68,20 @@ def plot_views(
 
     Args:
         image: one ``(H, W)`` image, uint8 or float in ``[0, 1]``.
-        augment: the augmentation whose views are shown.
+        augment: a :class:`~medssl_lab.augment.MultiCropAugment` (views named global and local), or any callable
+            mapping a ``(B, H, W)`` batch to a tensor or a list of normalised views.
         n_samples: number of independent draws (rows).
         seed: seed of the draws (same seed, same figure).
         panel_size: size of each panel in inches.
 
     Returns:
-        A figure with ``n_samples * (1 + augment.n_views)`` axes.
+        A figure with ``n_samples * (1 + number of views)`` axes.
     """
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
     img = _as_image_tensor(image)
-    batch = img.expand(n_samples, *img.shape[1:]).contiguous()
-    views = augment(batch, generator=make_generator(seed))
-    n_global = augment.config.n_global
+    views = _views_of(augment, img.expand(n_samples, *img.shape[1:]).contiguous(), seed)
+    n_global = augment.config.n_global if isinstance(augment, MultiCropAugment) else len(views)
     ncols = 1 + len(views)
     fig, axes = plt.subplots(n_samples, ncols, figsize=(panel_size * ncols, panel_size * n_samples), squeeze=False)
     original = to_float(img)[0]
@@ -81,7 +90,7 @@ def plot_views(
         for j, v in enumerate(views):
             kind = f"global {j + 1}" if j < n_global else f"local {j - n_global + 1}"
             title = f"{kind} ({v.shape[-1]} px)" if row == 0 else kind
-            _show(axes[row, j + 1], denormalize(v[row]).clamp(0, 1), title)
+            _show(axes[row, j + 1], denormalize(v[row].detach().float().cpu()).clamp(0, 1), title)
     fig.suptitle(f"{n_global} global + {len(views) - n_global} local views (seed {seed})", fontsize=10)
     fig.tight_layout()
     return fig
@@ -354,4 +363,260 @@ def plot_compute_curve(
         ax.legend(fontsize=6, loc="lower right")
     fig.suptitle("More pretraining, better features?  The paper used 100 M images and GPU-weeks: "
                  "far to the right of these axes.", fontsize=9, color="tab:red")
+    return fig
+
+
+# --------------------------------------------------------------------------- images, windows, clusters
+
+
+def plot_windows(hu: np.ndarray, windows: Mapping[str, tuple[float, float]], panel_size: float = 2.4) -> Figure:
+    """One panel per (centre, width) window of the same image in Hounsfield units (or any raw values)."""
+    n = len(windows)
+    fig, axes = plt.subplots(1, n, figsize=(panel_size * n, panel_size * 1.1), squeeze=False)
+    for ax, (name, (c, w)) in zip(axes[0], windows.items()):
+        ax.imshow(apply_window(hu, c, w), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(f"{name}\nC {c:g} / W {w:g}", fontsize=8)
+        ax.set_axis_off()
+    fig.tight_layout()
+    return fig
+
+
+def plot_image_grid(images: np.ndarray, index: Sequence[int], labels: np.ndarray | None = None, title: str = "",
+                    ncols: int = 8, panel_size: float = 1.1) -> Figure:
+    """The images at ``index`` in rows of ``ncols``, each titled with its label when given."""
+    nrows = max(1, int(np.ceil(len(index) / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows * 1.15), squeeze=False)
+    vmax = 255 if images.dtype == np.uint8 else 1.0
+    for k, ax in enumerate(axes.ravel()):
+        ax.set_axis_off()
+        if k < len(index):
+            ax.imshow(images[index[k]], cmap="gray", vmin=0, vmax=vmax, interpolation="nearest")
+            if labels is not None:
+                ax.set_title(str(labels[index[k]]), fontsize=6)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_prototype_usage(counts: Mapping[str, np.ndarray], summaries: Mapping[str, Mapping[str, float]]) -> Figure:
+    """Share of the images on each prototype, sorted, one panel per model: collapse shows as a few tall bars."""
+    fig, axes = plt.subplots(1, len(counts), figsize=(5 * len(counts), 3), sharey=True, squeeze=False)
+    for ax, (name, c) in zip(axes[0], counts.items()):
+        k = len(c)
+        ordered = np.sort(np.asarray(c))[::-1]
+        ax.bar(np.arange(k), ordered / ordered.sum(), width=1.0, color="tab:blue" if name == "pretrained" else "tab:gray")
+        ax.axhline(1 / k, color="tab:red", ls=":", label="1/K (even use)")
+        s = summaries[name]
+        ax.set_title(f"{name}: {s['n_used']} used, perplexity {s['perplexity']:.1f}", fontsize=10)
+        ax.set_xlabel("prototype (sorted by use)")
+    axes[0, 0].set_ylabel("share of images")
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_cluster_metrics(metrics: Mapping[str, Mapping[str, Mapping[str, float]]]) -> Figure:
+    """Purity, NMI and ARI of each clustering (bars) against each labelling (panels), e.g. class and modality."""
+    labelings = list(next(iter(metrics.values())))
+    fig, axes = plt.subplots(1, len(labelings), figsize=(5 * len(labelings), 3.2), sharey=True, squeeze=False)
+    width = 0.8 / len(metrics)
+    for ax, label in zip(axes[0], labelings):
+        for i, (name, m) in enumerate(metrics.items()):
+            values = [m[label][key] for key in ("purity", "nmi", "ari")]
+            ax.bar(np.arange(3) + (i - (len(metrics) - 1) / 2) * width, values, width, label=name)
+        ax.set_xticks(range(3), ["purity", "NMI", "ARI"])
+        ax.set_title(f"clusters vs {label}", fontsize=10)
+        ax.set_ylim(0, 1)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_prototype_gallery(
+    images: Any,
+    nearest: Mapping[int, Sequence[int]],
+    labels: Any = None,
+    max_prototypes: int = 12,
+    per_row: int = 8,
+    counts: Any = None,
+    panel_size: float = 1.1,
+    row_name: str = "prototype",
+) -> Figure:
+    """For each prototype (a row), its nearest images, annotated with their label.
+
+    Args:
+        images: ``(N, H, W)`` uint8 images (or floats in [0, 1]) indexed by ``nearest``.
+        nearest: output of :func:`nearest_to_prototypes`.
+        labels: optional ``(N,)`` labels shown under each image (e.g. class or modality;
+            combine them beforehand, like ``"CT/HeadCT"``).
+        max_prototypes: rows shown (the first ones of ``nearest``, i.e. the most used).
+        per_row: images per row.
+        counts: optional usage counts (``(K,)`` array or ``{id: count}``), shown in the row titles.
+        row_name: what a row is called in its title ("prototype", "cluster").
+
+    Returns:
+        A figure with ``min(len(nearest), max_prototypes) * per_row`` axes.
+    """
+    imgs = as_numpy(images)
+    if imgs.ndim != 3:
+        raise ValueError(f"images must be (N, H, W), got shape {imgs.shape}")
+    protos = list(nearest)[:max_prototypes]
+    if not protos:
+        raise ValueError("nearest is empty: no prototype to show (are any prototypes used?)")
+    lab = None if labels is None else label_vector(labels, len(imgs))
+    cnt = counts if counts is None or isinstance(counts, Mapping) else as_numpy(counts)
+    vmax = 255 if imgs.dtype == np.uint8 else 1.0
+    fig, axes = plt.subplots(
+        len(protos), per_row, figsize=(panel_size * per_row, panel_size * len(protos) * 1.15), squeeze=False
+    )
+    for r, j in enumerate(protos):
+        idx = list(nearest[j])[:per_row]
+        for c in range(per_row):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c < len(idx):
+                ax.imshow(imgs[idx[c]], cmap="gray", vmin=0, vmax=vmax, interpolation="nearest")
+                if lab is not None:
+                    ax.set_xlabel(str(lab[idx[c]]), fontsize=6, labelpad=1)
+        title = f"{row_name} {j}" + (f" (n={int(cnt[j])})" if cnt is not None else "")
+        axes[r, 0].set_ylabel(title, fontsize=7, rotation=0, ha="right", va="center", labelpad=4)
+    fig.suptitle(f"images of {len(protos)} {row_name}s", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- UMAP
+
+
+def _colours(n: int) -> list:
+    """Distinct colours: tab10 up to 10 categories, tab20 up to 20, then a cyclic map."""
+    if n <= 10:
+        return [plt.get_cmap("tab10")(i) for i in range(n)]
+    if n <= 20:
+        return [plt.get_cmap("tab20")(i) for i in range(n)]
+    cmap = plt.get_cmap("hsv")
+    rng = np.random.default_rng(0)  # shuffled so that neighbouring ids do not get near colours
+    return [cmap(v) for v in rng.permutation(np.linspace(0, 1, n, endpoint=False))]
+
+
+def plot_embedding(
+    coords: Any,
+    colour_by: Any,
+    title: str = "",
+    ax: Axes | None = None,
+    point_size: float | None = None,
+    max_legend: int = 20,
+) -> Figure:
+    """Scatter 2-D coordinates coloured by a categorical label, with a legend.
+
+    Points are drawn in a random (fixed) order so that no category hides the others by
+    being drawn last. With more than ``max_legend`` categories (e.g. 100 prototypes) the
+    legend is replaced by a count in the title.
+
+    Args:
+        coords: ``(n, 2)`` coordinates (from :func:`compute_umap`).
+        colour_by: ``(n,)`` labels, numbers or strings (index them like the coordinates).
+        title: axes title.
+        ax: draw into this axes; a new figure is made when None.
+
+    Returns:
+        The figure holding the axes.
+    """
+    xy = as_numpy(coords)
+    if xy.ndim != 2 or xy.shape[1] != 2:
+        raise ValueError(f"coords must be (n, 2), got shape {xy.shape}")
+    lab = label_vector(colour_by, len(xy), "colour_by")
+    names, codes = encode_labels(lab)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 4.5))
+    else:
+        fig = ax.figure
+    colours = _colours(len(names))
+    order = np.random.default_rng(0).permutation(len(xy))
+    s = point_size if point_size is not None else float(np.clip(3000 / max(len(xy), 1), 1, 20))
+    ax.scatter(
+        xy[order, 0], xy[order, 1], c=[colours[c] for c in codes[order]], s=s, linewidths=0, alpha=0.8, rasterized=True
+    )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if len(names) <= max_legend:
+        handles = [
+            plt.Line2D([], [], marker="o", linestyle="", color=colours[i], markersize=5, label=str(name))
+            for i, name in enumerate(names)
+        ]
+        ax.legend(handles=handles, fontsize=7, loc="best", markerscale=1.0, framealpha=0.7)
+        ax.set_title(title, fontsize=10)
+    else:
+        ax.set_title(f"{title} ({len(names)} categories)" if title else f"{len(names)} categories", fontsize=10)
+    return fig
+
+
+def plot_embedding_grid(
+    coords: Any,
+    colourings: Mapping[str, Any],
+    suptitle: str | None = None,
+    panel_size: float = 4.0,
+) -> Figure:
+    """The same embedding coloured several ways, side by side (e.g. modality, class, cluster).
+
+    Seeing the modality panel and the cluster panel next to each other shows at a glance
+    whether the prototypes split the data the way the modalities do.
+    """
+    if not colourings:
+        raise ValueError("colourings is empty; pass e.g. {'modality': modality[index]}")
+    n = len(colourings)
+    fig, axes = plt.subplots(1, n, figsize=(panel_size * n, panel_size), squeeze=False)
+    for ax, (name, labels) in zip(axes[0], colourings.items()):
+        plot_embedding(coords, labels, title=name, ax=ax)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_side_by_side(
+    coords_a: Any,
+    coords_b: Any,
+    labels: Any,
+    titles: tuple[str, str] = ("pretrained", "random init"),
+    labels_b: Any = None,
+    suptitle: str | None = None,
+    panel_size: float = 4.5,
+) -> Figure:
+    """Two embeddings of the same images, e.g. pretrained against random init, same colours.
+
+    The point of the comparison: a randomly initialised network already separates
+    images that differ in raw intensity statistics, so pretraining is judged by what it
+    adds to that, not against a blank.
+
+    Args:
+        coords_a, coords_b: ``(n, 2)`` coordinates of the two models.
+        labels: ``(n,)`` labels for ``coords_a`` (and ``coords_b`` unless ``labels_b``).
+        labels_b: labels for ``coords_b`` if its points differ.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(panel_size * 2, panel_size), squeeze=False)
+    plot_embedding(coords_a, labels, title=titles[0], ax=axes[0, 0])
+    plot_embedding(coords_b, labels if labels_b is None else labels_b, title=titles[1], ax=axes[0, 1])
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_terms(terms: Mapping[str, Sequence[float]], title: str = "", smooth: int = 1) -> Figure:
+    """Loss curves per training step (e.g. the hybrid arm's supervised and SSL terms), smoothed by a moving mean."""
+    fig, ax = plt.subplots(figsize=(7, 3))
+    for name, values in terms.items():
+        v = np.asarray(values, dtype=float)
+        width = max(1, int(smooth))
+        shown = np.convolve(v, np.ones(width) / width, mode="valid") if len(v) >= width else v
+        ax.plot(shown, "--" if "SwAV" in name or "SSL" in name else "-", label=name)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("loss (smoothed)" if smooth > 1 else "loss")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
     return fig

@@ -30,9 +30,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from medssl_lab.clusters import plot_prototype_gallery
 from medssl_lab.config import interactive_setting
-from medssl_lab.data.dicom import WINDOW_PRESETS, apply_window
+from medssl_lab.data.dicom import WINDOW_PRESETS
+from medssl_lab.viz import plot_image_grid, plot_prototype_gallery, plot_views, plot_windows
 
 __all__ = [
     "augmentation_explorer",
@@ -113,17 +113,6 @@ def _as_2d(image: Any, name: str) -> np.ndarray:
 # --------------------------------------------------------------------------- window / level
 
 
-def _plot_windows(hu: np.ndarray, windows: Mapping[str, tuple[float, float]], panel_size: float) -> Figure:
-    n = len(windows)
-    fig, axes = plt.subplots(1, n, figsize=(panel_size * n, panel_size * 1.1), squeeze=False)
-    for ax, (name, (c, w)) in zip(axes[0], windows.items()):
-        ax.imshow(apply_window(hu, c, w), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-        ax.set_title(f"{name}\nC {c:g} / W {w:g}", fontsize=8)
-        ax.set_axis_off()
-    fig.tight_layout()
-    return fig
-
-
 def window_level_explorer(
     hu_image: Any,
     presets: Mapping[str, tuple[float, float]] | None = None,
@@ -154,7 +143,7 @@ def window_level_explorer(
             raise ValueError(f"preset {name!r} must be (center, width) with width > 0, got {cw}")
 
     def static() -> Figure:
-        return _plot_windows(hu, windows, panel_size)
+        return plot_windows(hu, windows, panel_size)
 
     if not resolve_interactive(interactive):
         return static()
@@ -177,12 +166,7 @@ def window_level_explorer(
         syncing = {"on": False}
 
         def draw() -> Figure:
-            fig, ax = plt.subplots(figsize=(panel_size * 1.5, panel_size * 1.5))
-            ax.imshow(apply_window(hu, center.value, width.value), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-            ax.set_title(f"{dropdown.value}: C {center.value:.0f} / W {width.value:.0f}", fontsize=9)
-            ax.set_axis_off()
-            fig.tight_layout()
-            return fig
+            return plot_windows(hu, {dropdown.value: (center.value, width.value)}, panel_size * 1.5)
 
         def on_preset(change: dict) -> None:
             if change["new"] in windows:
@@ -232,53 +216,18 @@ def knob_overrides(rotation: float, crop_scale: float, noise: float, gamma: floa
     }
 
 
-def _default_make_augment(image_size: int) -> Callable[[dict[str, Any]], Any]:
-    def make(overrides: dict[str, Any]) -> Any:
-        from medssl_lab.augment import MultiCropAugment, MultiCropConfig
+def _default_make_augment() -> Callable[[dict[str, Any]], Any]:
+    """The cpu profile's views, with the knobs' overrides."""
 
-        return MultiCropAugment(MultiCropConfig.for_profile("cpu", image_size, **overrides))
+    def make(overrides: dict[str, Any]) -> Any:
+        from dataclasses import replace
+
+        from medssl_lab.augment import MultiCropAugment
+        from medssl_lab.pretrain import PretrainConfig
+
+        return MultiCropAugment(replace(PretrainConfig.for_profile("cpu").augment_config(), **overrides))
 
     return make
-
-
-def _plot_views_generic(image: np.ndarray, augment: Any, n_samples: int, seed: int, panel_size: float) -> Figure:
-    """Views of any callable ``augment(batch, generator=...) -> tensor or list of tensors``."""
-    import torch
-
-    from medssl_lab.augment import denormalize, make_generator
-
-    batch = torch.as_tensor(image)[None].expand(n_samples, *image.shape).contiguous()
-    try:
-        views = augment(batch, generator=make_generator(seed))
-    except TypeError:
-        views = augment(batch)
-    if isinstance(views, torch.Tensor):
-        views = [views]
-    ncols = 1 + len(views)
-    fig, axes = plt.subplots(n_samples, ncols, figsize=(panel_size * ncols, panel_size * n_samples), squeeze=False)
-    vmax = 255 if image.dtype == np.uint8 else 1.0
-    for r in range(n_samples):
-        axes[r, 0].imshow(image, cmap="gray", vmin=0, vmax=vmax, interpolation="nearest")
-        axes[r, 0].set_title("input", fontsize=8)
-        for j, v in enumerate(views):
-            x = denormalize(v[r].detach().float().cpu()).clamp(0, 1).squeeze().numpy()
-            axes[r, j + 1].imshow(x, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            axes[r, j + 1].set_title(f"view {j + 1}", fontsize=8)
-        for ax in axes[r]:
-            ax.set_axis_off()
-    fig.tight_layout()
-    return fig
-
-
-def _draw_views(image: np.ndarray, augment: Any, n_samples: int, seed: int, panel_size: float) -> Figure:
-    try:
-        from medssl_lab.augment import MultiCropAugment
-        from medssl_lab.viz import plot_views
-    except Exception:
-        return _plot_views_generic(image, augment, n_samples, seed, panel_size)
-    if isinstance(augment, MultiCropAugment):
-        return plot_views(image, augment, n_samples=n_samples, seed=seed, panel_size=panel_size)
-    return _plot_views_generic(image, augment, n_samples, seed, panel_size)
 
 
 def augmentation_explorer(
@@ -310,11 +259,11 @@ def augmentation_explorer(
         views at the default knob values (one figure).
     """
     image = _as_2d(image_uint8, "image_uint8")
-    make = make_augment or _default_make_augment(int(max(image.shape)))
+    make = make_augment or _default_make_augment()
     defaults = {name: spec[3] for name, spec in AUGMENT_KNOBS.items()}
 
     def static() -> Figure:
-        return _draw_views(image, make(knob_overrides(**defaults)), n_samples, seed, panel_size)
+        return plot_views(image, make(knob_overrides(**defaults)), n_samples, seed, panel_size)
 
     if not resolve_interactive(interactive):
         return static()
@@ -331,7 +280,7 @@ def augmentation_explorer(
 
         def draw() -> Figure:
             values = {name: s.value for name, s in sliders.items()}
-            return _draw_views(image, make(knob_overrides(**values)), n_samples, int(seed_box.value), panel_size)
+            return plot_views(image, make(knob_overrides(**values)), n_samples, int(seed_box.value), panel_size)
 
         for s in [*sliders.values(), seed_box]:
             s.observe(lambda _change: _redraw(out, draw), names="value")
@@ -359,7 +308,7 @@ def cluster_browser(
 
     Args:
         images: ``(N, H, W)`` images.
-        assignments: ``(N,)`` cluster ids (:func:`medssl_lab.clusters.assign_prototypes`).
+        assignments: ``(N,)`` cluster ids (:func:`medssl_lab.evaluation.clusters.assign_prototypes`).
         labels: optional ``(N,)`` labels shown under the images.
         interactive: see :func:`resolve_interactive`.
         per_page: images shown per cluster (a seeded random sample of larger clusters).
@@ -412,19 +361,7 @@ def cluster_browser(
 
         def draw() -> Figure:
             c = dropdown.value
-            idx = members[c]
-            nrows = int(np.ceil(len(idx) / ncols))
-            fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows * 1.15), squeeze=False)
-            vmax = 255 if imgs.dtype == np.uint8 else 1.0
-            for k, ax in enumerate(axes.ravel()):
-                ax.set_axis_off()
-                if k < len(idx):
-                    ax.imshow(imgs[idx[k]], cmap="gray", vmin=0, vmax=vmax, interpolation="nearest")
-                    if lab is not None:
-                        ax.set_title(str(lab[idx[k]]), fontsize=6)
-            fig.suptitle(describe(c), fontsize=9)
-            fig.tight_layout()
-            return fig
+            return plot_image_grid(imgs, members[c], lab, describe(c), ncols, panel_size)
 
         dropdown.observe(lambda _change: _redraw(out, draw), names="value")
         _redraw(out, draw)

@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import math  # noqa: E402
+from dataclasses import replace  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -33,6 +34,10 @@ from medssl_lab.augment import (  # noqa: E402
     to_float,
 )
 from medssl_lab.data.synthetic import make_phantoms  # noqa: E402
+
+#: View sets of the smoke profile and of the cpu profile at 28 px (PneumoniaMNIST's size).
+VIEWS = {"smoke": MultiCropConfig(global_size=16, local_size=8, n_local=2),
+         "cpu": MultiCropConfig(global_size=28, local_size=16, n_local=4)}
 
 
 @pytest.fixture(scope="module")
@@ -83,19 +88,16 @@ def test_bad_dtype_is_refused() -> None:
 # --------------------------------------------------------------------------- config
 
 
-def test_profiles_and_validation() -> None:
-    smoke = MultiCropConfig.for_profile("smoke")
-    cpu = MultiCropConfig.for_profile("cpu", 28)
-    gpu = MultiCropConfig.for_profile("gpu", 28)
-    assert (smoke.global_size, smoke.local_size) == (16, 8)
-    assert (cpu.n_global, cpu.global_size, cpu.n_local, cpu.local_size) == (2, 28, 4, 16)
-    assert MultiCropConfig.for_profile("cpu", 64).global_size == 32
-    assert (gpu.global_size, gpu.local_size) == (64, 32)
-    assert MultiCropConfig.for_profile("cpu", 28, hflip_p=0.5).hflip_p == 0.5
+def test_profile_views_and_validation() -> None:
+    from medssl_lab.pretrain import PretrainConfig
+
+    smoke, cpu, gpu = (PretrainConfig.for_profile(p).augment_config() for p in ("smoke", "cpu", "gpu"))
+    assert (smoke.global_size, smoke.local_size, smoke.n_local) == (16, 8, 2)
+    assert (cpu.n_global, cpu.global_size, cpu.n_local, cpu.local_size) == (2, 32, 4, 16)
+    assert (gpu.global_size, gpu.local_size, gpu.n_local) == (64, 32, 6)
+    assert PretrainConfig.for_profile("cpu", augment={"hflip_p": 0.5}).augment_config().hflip_p == 0.5
     assert cpu.hflip_p == 0.0 and cpu.vflip_p == 0.0  # laterality matters
     assert set(cpu.to_dict()) >= {"global_scale", "local_scale", "blur_sigma"}
-    with pytest.raises(ValueError, match="profile"):
-        MultiCropConfig.for_profile("laptop")
     with pytest.raises(ValueError, match="global_scale"):
         MultiCropConfig(global_scale=(0.9, 0.4))
     with pytest.raises(ValueError, match="probability"):
@@ -109,7 +111,7 @@ def test_profiles_and_validation() -> None:
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu"])
 def test_views_shapes_dtypes_and_count(phantoms: torch.Tensor, profile: str) -> None:
-    cfg = MultiCropConfig.for_profile(profile, 28)
+    cfg = VIEWS[profile]
     aug = MultiCropAugment(cfg)
     views = aug(phantoms, generator=make_generator(0))
     assert len(views) == cfg.n_global + cfg.n_local == aug.n_views
@@ -126,7 +128,7 @@ def test_views_shapes_dtypes_and_count(phantoms: torch.Tensor, profile: str) -> 
 
 
 def test_same_seed_same_views_different_seed_different(phantoms: torch.Tensor) -> None:
-    aug = MultiCropAugment(MultiCropConfig.for_profile("cpu", 28))
+    aug = MultiCropAugment(VIEWS["cpu"])
     a = aug(phantoms, generator=make_generator(1))
     b = aug(phantoms, generator=make_generator(1))
     c = aug(phantoms, generator=make_generator(2))
@@ -180,8 +182,8 @@ def test_rotation_on_non_square_image_does_not_shear() -> None:
 def test_crop_area_fraction_is_respected(which: str) -> None:
     """Views of an x-ramp and a y-ramp with the same seed measure each crop's width and height."""
     size, b = 128, 64
-    cfg = MultiCropConfig.for_profile(
-        "cpu", 28, max_rotation_deg=0.0, scale_jitter=(1.0, 1.0),
+    cfg = replace(
+        VIEWS["cpu"], max_rotation_deg=0.0, scale_jitter=(1.0, 1.0),
         intensity_p=0.0, window_p=0.0, noise_p=0.0, blur_p=0.0,
     )
     aug = MultiCropAugment(cfg)
@@ -279,7 +281,7 @@ def test_plot_views_and_perturbations(phantoms: torch.Tensor) -> None:
 
     from medssl_lab.viz import plot_perturbations, plot_views
 
-    aug = MultiCropAugment(MultiCropConfig.for_profile("smoke", 28))
+    aug = MultiCropAugment(VIEWS["smoke"])
     fig = plot_views(phantoms[0].numpy(), aug, n_samples=2, seed=0)
     assert isinstance(fig, Figure)
     assert len(fig.axes) == 2 * (1 + aug.n_views)

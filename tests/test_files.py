@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,12 @@ def test_atomic_file_replaces_on_success_and_keeps_the_old_file_on_error(tmp_pat
             raise RuntimeError("interrupted")
     assert target.read_text() == "first"
     assert sorted(p.name for p in target.parent.iterdir()) == ["result.json"]  # no temporary file left behind
+
+
+def test_atomic_file_sets_the_permissions_asked_for(tmp_path: Path) -> None:
+    with atomic_file(tmp_path / "shared.dcm", permissions=0o644) as tmp:
+        tmp.write_bytes(b"data")
+    assert stat.S_IMODE((tmp_path / "shared.dcm").stat().st_mode) == 0o644
 
 
 def test_content_key_changes_with_the_bytes_not_only_the_size(tmp_path: Path) -> None:

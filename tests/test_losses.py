@@ -14,7 +14,6 @@ from torch import nn
 
 from medssl_lab.losses import (
     FeatureQueue,
-    HybridLoss,
     NTXentLoss,
     SwAVLoss,
     assignment_entropy,
@@ -228,58 +227,6 @@ def test_ntxent_prefers_aligned_views() -> None:
 
 
 # --- hybrid loss ------------------------------------------------------------------------
-
-
-def test_hybrid_loss_ignores_unlabelled_multiclass() -> None:
-    scores = [_cosine_scores(6, 4, seed=s) for s in range(3)]
-    labels = torch.tensor([[2], [-1], [0], [-1], [1], [-1]])
-    logits = torch.randn(6, 3, requires_grad=True)
-    loss_fn = HybridLoss(weight=0.5, task="multiclass")
-    total, parts = loss_fn(scores[:2], scores[2:], logits, labels)
-    labelled = labels[:, 0] >= 0
-    expected_sup = F.cross_entropy(logits[labelled], labels[labelled, 0])
-    torch.testing.assert_close(parts["supervised"], expected_sup.detach())
-    torch.testing.assert_close(total, parts["ssl"] + 0.5 * expected_sup)
-    assert int(parts["n_labelled"]) == 3
-    total.backward()
-    assert (logits.grad[~labelled] == 0).all() and (logits.grad[labelled] != 0).any()
-    # Changing the logits of unlabelled samples changes nothing.
-    other = logits.detach().clone()
-    other[~labelled] = 100.0
-    assert loss_fn(scores[:2], scores[2:], other, labels)[0] == pytest.approx(total.item())
-    # An explicit mask can drop labelled samples too.
-    mask = torch.tensor([True, False, False, False, False, False])
-    _, parts = loss_fn(scores[:2], scores[2:], logits, labels, mask=mask)
-    assert int(parts["n_labelled"]) == 1
-
-
-def test_hybrid_loss_no_labels_and_binary_multilabel() -> None:
-    scores = [_cosine_scores(4, 4, seed=s) for s in range(2)]
-    logits = torch.randn(4, 1, requires_grad=True)
-    total, parts = HybridLoss(task="binary")(scores, None, logits, torch.full((4,), -1))
-    assert parts["supervised"] == 0 and int(parts["n_labelled"]) == 0
-    torch.testing.assert_close(total.detach(), parts["ssl"])
-    total.backward()  # still connected to the logits (useful under DDP)
-    assert logits.grad is not None
-
-    labels = torch.tensor([1, -1, 0, -1])
-    _, parts = HybridLoss(task="binary")(scores, None, logits.detach(), labels)
-    keep = labels >= 0
-    expected = F.binary_cross_entropy_with_logits(logits.detach()[keep, 0], labels[keep].float())
-    torch.testing.assert_close(parts["supervised"], expected)
-
-    ml_logits = torch.randn(4, 3)
-    ml_labels = torch.tensor([[1, 0, -1], [-1, -1, -1], [0, 0, 1], [1, 1, 1]])
-    _, parts = HybridLoss(task="multilabel")(scores, None, ml_logits, ml_labels)
-    keep = ml_labels >= 0
-    expected = F.binary_cross_entropy_with_logits(ml_logits[keep], ml_labels[keep].float())
-    torch.testing.assert_close(parts["supervised"], expected)
-    assert int(parts["n_labelled"]) == 3
-    with pytest.raises(ValueError, match="unknown task"):
-        HybridLoss(task="regression")
-
-
-# --- diagnostics ------------------------------------------------------------------------
 
 
 def test_prototype_usage_and_entropy() -> None:

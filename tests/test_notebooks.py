@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from medssl_lab.augment import PROFILES
+from medssl_lab.profiles import PROFILES
 from medssl_lab.notebooks import list_notebooks, run_notebooks
 
 SHARED_PARAMETERS = {"profile", "data_dir", "output_dir", "device", "seed"}

@@ -10,7 +10,8 @@ import pytest
 
 from medssl_lab.cli import main
 from medssl_lab.errors import TrainingError
-from medssl_lab.reproduce import ReproduceConfig, load_records, run_protocol, summary_markdown
+from medssl_lab.evaluation.reports import summary_markdown
+from medssl_lab.reproduce import ReproduceConfig, load_records, run_protocol
 
 
 @pytest.fixture(scope="module")

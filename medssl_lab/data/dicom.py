@@ -4,14 +4,16 @@ Everything comes back as a :class:`DicomImage` holding ``float32`` pixels of sha
 ``(frames, H, W)`` in modality units (Hounsfield units for CT), with the metadata
 needed to display them the way the file asks (its own window or VOI LUT) or through
 a named preset (:data:`WINDOW_PRESETS`). Display-ready ``uint8`` comes from
-:func:`window_image` or :func:`to_uint8`, which is what the rest of the package eats.
+:func:`window_image` or :func:`to_uint8`, which is what the rest of the package eats;
+both window through :func:`~medssl_lab.data.intensity.apply_window`, the package's one
+window function (importable from here too).
 
 Conventions, so that every image means the same thing whatever the file said:
 
 * MONOCHROME1 files (bright = low value, common in radiography) are inverted on
   reading, so bright = dense everywhere; their window center is inverted with them.
 * RGB, YBR and PALETTE COLOR images (ultrasound, secondary captures) are converted to
-  grayscale luma ``0.299 R + 0.587 G + 0.114 B``: the package works on one channel,
+  grayscale luma ``0.299 R + 0.587 G + 0.114 B`` (BT.601): the package works on one channel,
   and the color overlays some ultrasound images carry are lost on purpose.
 * Compressed transfer syntaxes are decoded by pydicom's plugins (pylibjpeg, gdcm);
   when none can, a :class:`~medssl_lab.errors.DataError` says which syntax, which
@@ -24,7 +26,6 @@ mixed folder) raises :class:`~medssl_lab.errors.DataError` naming the path.
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,8 +39,9 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.uid import UID, generate_uid
 
-from medssl_lab.data.intensity import replace_non_finite
+from medssl_lab.data.intensity import LUMA_WEIGHTS, apply_window, replace_non_finite, unit_to_uint8
 from medssl_lab.errors import DataError
+from medssl_lab.files import atomic_file
 
 #: Common CT windows as (center, width) in HU.
 WINDOW_PRESETS: dict[str, tuple[float, float]] = {
@@ -114,19 +116,6 @@ class DicomImage:
 # ---------------------------------------------------------------------------- windowing
 
 
-def apply_window(pixels: np.ndarray, center: float, width: float) -> np.ndarray:
-    """Map ``center - width/2 .. center + width/2`` linearly to 0..255 (clipped), as uint8.
-
-    The same simple linear window the synthetic phantoms use; DICOM's LINEAR function
-    differs from it by under one gray level.
-    """
-    if not np.isfinite(width) or width <= 0:
-        raise ValueError(f"window width must be > 0, got {width}; use e.g. one of {sorted(WINDOW_PRESETS)}")
-    low = float(center) - float(width) / 2.0
-    scaled = (np.asarray(pixels, dtype=np.float32) - low) / float(width)
-    return np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8)
-
-
 def window_image(image: DicomImage, window: str | tuple[float, float] = "file") -> np.ndarray:
     """Display ``image`` as (frames, H, W) uint8 through a window.
 
@@ -170,7 +159,7 @@ def to_uint8(image: DicomImage) -> np.ndarray:
     low, high = float(image.pixels.min()), float(image.pixels.max())
     if high <= low:
         return np.zeros(image.pixels.shape, dtype=np.uint8)
-    return np.clip(np.rint((image.pixels - low) / (high - low) * 255.0), 0, 255).astype(np.uint8)
+    return unit_to_uint8((image.pixels - low) / (high - low))
 
 
 # ---------------------------------------------------------------------------- reading
@@ -199,10 +188,7 @@ def read_dicom(path: str | os.PathLike) -> DicomImage:
     except DataError:
         raise
     except Exception as exc:  # pydicom parses values lazily; a corrupt element fails here
-        raise DataError(
-            f"{p}: the DICOM file is corrupt or truncated ({type(exc).__name__}: {exc}); "
-            "re-export or re-copy it, or remove it from the folder"
-        ) from exc
+        raise _corrupt(p, exc) from exc
 
 
 def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) -> DicomImage:
@@ -273,10 +259,22 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
     )
 
 
-def _read_dataset(path: Path) -> Dataset:
-    """dcmread with every failure turned into a DataError that names the file."""
+def _corrupt(path: Path, exc: Exception) -> DataError:
+    """The one error for a file pydicom cannot parse: which file, what pydicom said, and what to do."""
+    return DataError(
+        f"{path}: the DICOM file is corrupt or truncated ({type(exc).__name__}: {exc}); "
+        "re-export or re-copy it, or remove it from the folder"
+    )
+
+
+def _read_dataset(path: Path, header_only: bool = False) -> Dataset:
+    """dcmread with every failure turned into a DataError that names the file.
+
+    A file that is not DICOM at all gets a DataError caused by ``InvalidDicomError``, so
+    that a folder scan can tell it (skipped) from a damaged DICOM file (an error).
+    """
     try:
-        return pydicom.dcmread(path)
+        return pydicom.dcmread(path, stop_before_pixels=header_only)
     except InvalidDicomError as exc:
         raise DataError(
             f"{path}: not a DICOM file (no 'DICM' marker after the 128-byte preamble); "
@@ -285,9 +283,7 @@ def _read_dataset(path: Path) -> Dataset:
     except PermissionError as exc:
         raise DataError(f"{path}: cannot read the file (permission denied); check its permissions") from exc
     except Exception as exc:
-        raise DataError(
-            f"{path}: the DICOM file is corrupt or truncated ({type(exc).__name__}: {exc}); re-export or re-copy it"
-        ) from exc
+        raise _corrupt(path, exc) from exc
 
 
 def _scan_folder(root: Path) -> list[tuple[Path, Dataset]]:
@@ -308,17 +304,11 @@ def _scan_folder(root: Path) -> list[tuple[Path, Dataset]]:
     headers: list[tuple[Path, Dataset]] = []
     for file in files:
         try:
-            ds = pydicom.dcmread(file, stop_before_pixels=True)
-        except InvalidDicomError:
-            continue  # not DICOM (README, PNG, ...): skipped on purpose
-        except PermissionError as exc:
-            raise DataError(f"{file}: cannot read the file (permission denied); check its permissions") from exc
-        except Exception as exc:
-            raise DataError(
-                f"{file}: the DICOM file is corrupt or truncated ({type(exc).__name__}: {exc}); "
-                "re-copy it or remove it from the folder"
-            ) from exc
-        headers.append((file, ds))
+            headers.append((file, _read_dataset(file, header_only=True)))
+        except DataError as exc:
+            if not isinstance(exc.__cause__, InvalidDicomError):
+                raise
+            # not DICOM (README, PNG, ...): skipped on purpose
     if not headers:
         names = ", ".join(f.name for f in files[:5])
         raise DataError(
@@ -458,7 +448,8 @@ def _to_gray(arr: np.ndarray, ds: Dataset, frames: int) -> np.ndarray:
     if samples == 3 or photometric == "PALETTE COLOR":
         # pydicom already converted YBR_* to RGB; BT.601 luma keeps the perceived brightness.
         rgb = arr.astype(np.float32)
-        arr = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+        red, green, blue = LUMA_WEIGHTS
+        arr = red * rgb[..., 0] + green * rgb[..., 1] + blue * rgb[..., 2]
     if frames == 1 and arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3:
@@ -477,40 +468,8 @@ def _image_from_dataset(ds: Dataset, path: Path) -> DicomImage:
     except DataError as exc:
         raise DataError(f"{path}: {exc}; the file's Rows/Columns/NumberOfFrames may be wrong") from exc
     gray = replace_non_finite(gray, str(path))  # float pixel data may hold NaN: one stated rule for every loader
-
-    # Modality LUT / rescale: to HU for CT. Enhanced files keep it in the functional groups.
-    if monochrome and ds.get("ModalityLUTSequence"):
-        values = pydicom.pixels.apply_modality_lut(gray, ds).astype(np.float64)
-        depth = int(ds.ModalityLUTSequence[0].LUTDescriptor[2])
-        invert_about = float(2**depth - 1)
-    else:
-        values = gray.astype(np.float64)
-        slopes, intercepts = np.ones(len(values)), np.zeros(len(values))
-        if monochrome:
-            for i in range(len(values)):
-                s = _first_float(ds.get("RescaleSlope")) or _first_float(
-                    _shared(ds, "PixelValueTransformationSequence", "RescaleSlope", i)
-                )
-                b = _first_float(ds.get("RescaleIntercept"))
-                if b is None:
-                    b = _first_float(_shared(ds, "PixelValueTransformationSequence", "RescaleIntercept", i))
-                slopes[i], intercepts[i] = s or 1.0, b or 0.0
-            values = values * slopes[:, None, None] + intercepts[:, None, None]
-        bits = int(ds.get("BitsStored", 0) or 0)
-        if bits and "PixelData" in ds:
-            signed = ds.get("PixelRepresentation", 0) == 1
-            lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
-        else:
-            lo, hi = float(gray.min()), float(gray.max())
-        invert_about = float(slopes[0] * (lo + hi) + 2 * intercepts[0])
-
-    center = _first_float(ds.get("WindowCenter"))
-    width = _first_float(ds.get("WindowWidth"))
-    if center is None or width is None:
-        center = _first_float(_shared(ds, "FrameVOILUTSequence", "WindowCenter"))
-        width = _first_float(_shared(ds, "FrameVOILUTSequence", "WindowWidth"))
-    if width is None or center is None or width <= 0:
-        center = width = None
+    values, invert_about = _modality_values(gray, ds, monochrome)
+    center, width = _file_window(ds)
 
     voi_lut = None
     if monochrome and ds.get("VOILUTSequence"):
@@ -521,6 +480,79 @@ def _image_from_dataset(ds: Dataset, path: Path) -> DicomImage:
         if center is not None:
             center = invert_about - center
 
+    spacing, positions, orientation = _geometry(ds, path, frames)
+    series = ds.get("SeriesInstanceUID")
+    return DicomImage(
+        pixels=values.astype(np.float32),
+        modality=str(ds.get("Modality", "") or ""),
+        photometric=photometric,
+        window_center=center,
+        window_width=width,
+        spacing=spacing,
+        positions=positions,
+        orientation=orientation,
+        path=path,
+        series_uid=str(series) if series else None,
+        transfer_syntax=UID(str(ds.file_meta.TransferSyntaxUID)).name,
+        files=(path,) * len(values),
+        voi_lut=voi_lut,
+    )
+
+
+def _modality_values(gray: np.ndarray, ds: Dataset, monochrome: bool) -> tuple[np.ndarray, float]:
+    """Stored values in modality units (HU for CT), and the value MONOCHROME1 is inverted about.
+
+    The Modality LUT wins over rescale slope/intercept; enhanced (multi-frame) files keep the
+    rescale per frame in their functional groups. Inverting about the sum of the ends of the
+    stored range keeps values (and the file's window) in the same units after inversion.
+    """
+    if monochrome and ds.get("ModalityLUTSequence"):
+        values = pydicom.pixels.apply_modality_lut(gray, ds).astype(np.float64)
+        depth = int(ds.ModalityLUTSequence[0].LUTDescriptor[2])
+        return values, float(2**depth - 1)
+    values = gray.astype(np.float64)
+    slopes, intercepts = np.ones(len(values)), np.zeros(len(values))
+    if monochrome:
+        for i in range(len(values)):
+            s = _first_float(ds.get("RescaleSlope")) or _first_float(
+                _shared(ds, "PixelValueTransformationSequence", "RescaleSlope", i)
+            )
+            b = _first_float(ds.get("RescaleIntercept"))
+            if b is None:
+                b = _first_float(_shared(ds, "PixelValueTransformationSequence", "RescaleIntercept", i))
+            slopes[i], intercepts[i] = s or 1.0, b or 0.0
+        values = values * slopes[:, None, None] + intercepts[:, None, None]
+    bits = int(ds.get("BitsStored", 0) or 0)
+    if bits and "PixelData" in ds:
+        signed = ds.get("PixelRepresentation", 0) == 1
+        lo, hi = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    else:
+        lo, hi = float(gray.min()), float(gray.max())
+    return values, float(slopes[0] * (lo + hi) + 2 * intercepts[0])
+
+
+def _file_window(ds: Dataset) -> tuple[float | None, float | None]:
+    """The file's own (center, width), from its top level or an enhanced file's frame groups.
+
+    (None, None) when absent or unusable (width <= 0), so callers fall back to a preset or min-max.
+    """
+    center = _first_float(ds.get("WindowCenter"))
+    width = _first_float(ds.get("WindowWidth"))
+    if center is None or width is None:
+        center = _first_float(_shared(ds, "FrameVOILUTSequence", "WindowCenter"))
+        width = _first_float(_shared(ds, "FrameVOILUTSequence", "WindowWidth"))
+    if width is None or center is None or width <= 0:
+        return None, None
+    return center, width
+
+
+def _geometry(
+    ds: Dataset, path: Path, frames: int
+) -> tuple[tuple[float, ...] | None, np.ndarray | None, tuple[float, ...] | None]:
+    """Pixel spacing, per-frame positions and orientation, from the top level or an enhanced file's groups.
+
+    Each is None when absent or malformed, so series sorting falls back to InstanceNumber.
+    """
     raw_spacing = (
         ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or _shared(ds, "PixelMeasuresSequence", "PixelSpacing")
     )
@@ -539,23 +571,7 @@ def _image_from_dataset(ds: Dataset, path: Path) -> DicomImage:
             positions = np.asarray(per_frame, dtype=np.float64)
     orientation = _vector(ds.get("ImageOrientationPatient") or _shared(
         ds, "PlaneOrientationSequence", "ImageOrientationPatient"), 6, path, "ImageOrientationPatient")
-
-    series = ds.get("SeriesInstanceUID")
-    return DicomImage(
-        pixels=values.astype(np.float32),
-        modality=str(ds.get("Modality", "") or ""),
-        photometric=photometric,
-        window_center=center,
-        window_width=width,
-        spacing=spacing,
-        positions=positions,
-        orientation=orientation,
-        path=path,
-        series_uid=str(series) if series else None,
-        transfer_syntax=UID(str(ds.file_meta.TransferSyntaxUID)).name,
-        files=(path,) * len(values),
-        voi_lut=voi_lut,
-    )
+    return spacing, positions, orientation
 
 
 def _apply_voi_lut(values: np.ndarray, ds: Dataset, invert: bool) -> np.ndarray:
@@ -581,7 +597,7 @@ def _apply_voi_lut(values: np.ndarray, ds: Dataset, invert: bool) -> np.ndarray:
     scaled = (table[index] - low) / (high - low) if high > low else np.zeros(index.shape)
     if invert:
         scaled = 1.0 - scaled
-    return np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8)
+    return unit_to_uint8(scaled)
 
 
 # ---------------------------------------------------------------------------- writing
@@ -614,8 +630,8 @@ def write_dicom(
     stored value is >= 0 otherwise. For MONOCHROME1 the stored values and the window
     are inverted, so :func:`read_dicom` gives ``pixels`` back. The patient is
     'Phantom^Synthetic': this writer is for synthetic data, not for patient images.
-    The file goes to a temporary file in the same folder and is moved into place, so
-    a failure never leaves a half-written file.
+    The file is written through :func:`~medssl_lab.files.atomic_file` (readable by all,
+    mode 0o644, like any data file), so a failure never leaves a half-written file.
 
     Args:
         path: where to write (the folder is created if needed).
@@ -642,7 +658,36 @@ def write_dicom(
     Raises:
         ValueError: bad shape, non-finite values, or values that do not fit 16 bits.
     """
-    path = Path(path)
+    path, modality = Path(path), modality.upper()
+    stored, intercept, (lo, hi) = _stored_values(pixels, modality, photometric, rescale_slope, rescale_intercept)
+    center = None if window is None else float(window[0])
+    if photometric == "MONOCHROME1":  # stored inverted, so that read_dicom's inversion gives ``pixels`` back
+        invert_about = float(lo + hi)
+        stored = invert_about - stored
+        if center is not None:
+            center = rescale_slope * invert_about + 2 * intercept - center
+
+    ds = _new_dataset(modality, instance_number, series_description, uid_seed)
+    ds.StudyInstanceUID = study_uid or _uid(uid_seed, "study")
+    ds.SeriesInstanceUID = series_uid or _uid(uid_seed, "series")
+    if modality in ("CT", "MR"):
+        ds.FrameOfReferenceUID = frame_of_reference_uid or _uid(uid_seed, "frame-of-reference")
+    _set_geometry(ds, spacing, position, orientation, slice_thickness)
+    _set_pixels(ds, stored, lo < 0, photometric, intercept, rescale_slope)
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = center, float(window[1])
+    with atomic_file(path, permissions=0o644) as tmp, tmp.open("wb") as handle:
+        ds.save_as(handle, enforce_file_format=True)
+    return path
+
+
+def _stored_values(
+    pixels: np.ndarray, modality: str, photometric: str, rescale_slope: float, rescale_intercept: float | None
+) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """The 16-bit values to store, the intercept used and the storage range; a ValueError before anything is written.
+
+    Signed storage for CT (HU go below zero) or any negative stored value, unsigned otherwise.
+    """
     arr = np.asarray(pixels, dtype=np.float64)
     if arr.ndim != 2:
         raise ValueError(f"write_dicom writes one (H, W) image, got {arr.shape}; use write_dicom_series for volumes")
@@ -652,7 +697,6 @@ def write_dicom(
         raise ValueError(f"photometric must be 'MONOCHROME1' or 'MONOCHROME2', got {photometric!r}")
     if rescale_slope <= 0:
         raise ValueError(f"rescale_slope must be > 0, got {rescale_slope}")
-    modality = modality.upper()
     intercept = float(rescale_intercept if rescale_intercept is not None else (-1024.0 if modality == "CT" else 0.0))
     stored = np.rint((arr - intercept) / rescale_slope)
     signed = modality == "CT" or stored.min() < 0
@@ -662,18 +706,34 @@ def write_dicom(
             f"values {arr.min():g}..{arr.max():g} do not fit 16-bit storage with slope {rescale_slope} and "
             f"intercept {intercept}; pass a larger rescale_slope or another rescale_intercept"
         )
-    invert_about = float(lo + hi)
-    center = None if window is None else float(window[0])
-    if photometric == "MONOCHROME1":
-        stored = invert_about - stored
-        if center is not None:
-            center = rescale_slope * invert_about + 2 * intercept - center
+    return stored, intercept, (lo, hi)
 
-    def uid(kind: str) -> UID:
-        return generate_uid(entropy_srcs=[uid_seed, kind]) if uid_seed is not None else generate_uid()
 
+def _set_pixels(
+    ds: Dataset, stored: np.ndarray, signed: bool, photometric: str, intercept: float, rescale_slope: float
+) -> None:
+    """The 16-bit pixel data and the rescale that turns it back into modality units (HU for CT)."""
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.Rows, ds.Columns = stored.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation = 1 if signed else 0
+    ds.RescaleIntercept, ds.RescaleSlope = intercept, float(rescale_slope)
+    ds.RescaleType = "HU" if ds.Modality == "CT" else "US"
+    ds.PixelData = stored.astype("<i2" if signed else "<u2").tobytes()
+
+
+def _uid(seed: str | None, kind: str) -> UID:
+    """A new UID; derived from ``seed`` and ``kind`` when a seed is given, so rewriting gives the same bytes."""
+    return generate_uid(entropy_srcs=[seed, kind]) if seed is not None else generate_uid()
+
+
+def _new_dataset(modality: str, instance_number: int, series_description: str, uid_seed: str | None) -> Dataset:
+    """File meta, SOP class and the patient, study and series tags of a synthetic image (no geometry, no pixels).
+
+    The patient is 'Phantom^Synthetic' and the comments say so: files from here are never patient data.
+    """
     sop_class = _SOP_CLASSES.get(modality, pydicom.uid.SecondaryCaptureImageStorage)
-    sop_instance = uid(f"sop-{instance_number}")
+    sop_instance = _uid(uid_seed, f"sop-{instance_number}")
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = sop_instance
@@ -687,8 +747,6 @@ def write_dicom(
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.PatientName, ds.PatientID = "Phantom^Synthetic", "SYNTHETIC-PHANTOM"
     ds.PatientBirthDate, ds.PatientSex = "", ""
-    ds.StudyInstanceUID = study_uid or uid("study")
-    ds.SeriesInstanceUID = series_uid or uid("series")
     ds.StudyDate = ds.StudyTime = ds.ReferringPhysicianName = ds.StudyID = ds.AccessionNumber = ""
     ds.Modality, ds.SeriesNumber, ds.InstanceNumber = modality, 1, int(instance_number)
     ds.SeriesDescription = series_description
@@ -699,13 +757,23 @@ def write_dicom(
         ds.ConversionType = "WSD"
     if modality == "MR":
         ds.ScanningSequence, ds.SequenceVariant = "RM", "NONE"
-    if modality in ("CT", "MR"):
-        ds.FrameOfReferenceUID = frame_of_reference_uid or uid("frame-of-reference")
+    return ds
+
+
+def _set_geometry(
+    ds: Dataset,
+    spacing: tuple[float, float],
+    position: Sequence[float] | None,
+    orientation: Sequence[float],
+    slice_thickness: float | None,
+) -> None:
+    """Plane position, orientation, thickness and spacing: CT and MR always carry a position (the origin by default)."""
+    if ds.Modality in ("CT", "MR"):
         ds.PositionReferenceIndicator = ""
         ds.ImagePositionPatient = [float(v) for v in (position if position is not None else (0.0, 0.0, 0.0))]
         ds.ImageOrientationPatient = [float(v) for v in orientation]
         ds.AcquisitionNumber = 1
-        if modality == "CT":
+        if ds.Modality == "CT":
             ds.KVP = ""
     elif position is not None:
         ds.ImagePositionPatient = [float(v) for v in position]
@@ -713,27 +781,6 @@ def write_dicom(
     if slice_thickness is not None:
         ds.SliceThickness = float(slice_thickness)
     ds.PixelSpacing = [float(spacing[0]), float(spacing[1])]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
-    ds.Rows, ds.Columns = arr.shape
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
-    ds.PixelRepresentation = 1 if signed else 0
-    ds.RescaleIntercept, ds.RescaleSlope = intercept, float(rescale_slope)
-    ds.RescaleType = "HU" if modality == "CT" else "US"
-    if window is not None:
-        ds.WindowCenter, ds.WindowWidth = center, float(window[1])
-    ds.PixelData = stored.astype("<i2" if signed else "<u2").tobytes()
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            ds.save_as(handle, enforce_file_format=True)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_dicom_series(

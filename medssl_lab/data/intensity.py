@@ -1,4 +1,4 @@
-"""Raw pixel values to uint8, faithfully: one rule for every loader (image folders, DICOM).
+"""Raw pixel values to uint8, faithfully: one rule for every loader (image folders, DICOM, phantoms).
 
 * Non-finite pixels (NaN, inf) are set to the lowest finite value of the image, with a
   warning that names the file and counts them; an image with no finite pixel is an error.
@@ -6,6 +6,10 @@
   smallest of 8, 10, 12, 14 and 16 bits that holds the image's maximum (12-bit data in
   16-bit PNGs: 0..4095 -> 0..255), so the images of one set stay comparable.
 * Float images are scaled by their finite minimum and maximum.
+* Images in physical units (Hounsfield units for CT) are shown through a window
+  (:func:`apply_window`): ``center - width/2 .. center + width/2`` maps linearly to 0..255.
+* Colour becomes grey as BT.601 luma (:data:`LUMA_WEIGHTS`), as PIL's "L" conversion does.
+* Every rule ends the same way (:func:`unit_to_uint8`): 0..1 times 255, rounded half to even, clipped.
 """
 
 from __future__ import annotations
@@ -18,6 +22,27 @@ import numpy as np
 from medssl_lab.errors import DataError
 
 STORED_BITS = (8, 10, 12, 14, 16)  # the bit depths medical images are stored with
+#: ITU-R BT.601 weights of R, G and B: grey that keeps the perceived brightness.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def unit_to_uint8(scaled: np.ndarray) -> np.ndarray:
+    """0..1 to 0..255 uint8 (rounded half to even, clipped): the shared last step, so every loader rounds alike."""
+    return np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8)
+
+
+def apply_window(pixels: np.ndarray, center: float, width: float) -> np.ndarray:
+    """Map ``center - width/2 .. center + width/2`` linearly to 0..255 (clipped), as uint8.
+
+    The one display window of the package (DICOM images, phantoms, widgets), computed in
+    float32 so a window shows the same gray levels whatever the input dtype. DICOM's own
+    LINEAR window function differs from it by under one gray level.
+    """
+    if not np.isfinite(width) or width <= 0:
+        raise ValueError(f"window width must be > 0, got {width}; a window is (center, width), e.g. (-600, 1500) "
+                         "for the lungs in HU")
+    low = float(center) - float(width) / 2.0
+    return unit_to_uint8((np.asarray(pixels, dtype=np.float32) - low) / float(width))
 
 
 def replace_non_finite(pixels: np.ndarray, where: str) -> np.ndarray:
@@ -48,5 +73,4 @@ def to_uint8_by_range(pixels: np.ndarray, where: str) -> np.ndarray:
         low, high = float(pixels.min()), float(pixels.max())
     if high <= low:
         return np.zeros(pixels.shape, dtype=np.uint8)
-    scaled = (pixels.astype(np.float64) - low) / (high - low)
-    return np.clip(np.rint(scaled * 255.0), 0, 255).astype(np.uint8)
+    return unit_to_uint8((pixels.astype(np.float64) - low) / (high - low))

@@ -20,6 +20,7 @@ import numpy as np
 
 from medssl_lab.config import DATA_DIR_ENV, data_dirs, find_data_file, writable_dir
 from medssl_lab.data.download import check_md5, download_file
+from medssl_lab.data.intensity import LUMA_WEIGHTS
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import DataError
 
@@ -29,6 +30,7 @@ SIZES = (28, 64, 128, 224)
 
 @lru_cache(maxsize=1)
 def _metadata() -> dict:
+    """The bundled MedMNIST metadata (subsets, md5s, download URL), read once: it never changes at run time."""
     return json.loads(resources.files("medssl_lab.data").joinpath("medmnist_info.json").read_text())
 
 
@@ -71,6 +73,7 @@ class MedMNIST:
 
 
 def _locate(flag: str, size: int, data_dir: str | os.PathLike | None, download: bool) -> Path:
+    """The subset's npz in the data folders, else downloaded (when allowed); a DataError says where it looked."""
     name = medmnist_filename(flag, size)
     path = find_data_file(name, data_dir)
     if path is not None:
@@ -90,7 +93,10 @@ def _locate(flag: str, size: int, data_dir: str | os.PathLike | None, download: 
         raise DataError(f"{name} not found in: {searched}, and the download failed ({exc}). {how}") from exc
 
 
-def _read_split(npz: np.lib.npyio.NpzFile, path: Path, split: str, flag: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+def _read_split(
+    npz: np.lib.npyio.NpzFile, path: Path, split: str, flag: str, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One split's (images, labels), checked against the published shapes so a wrong or damaged file fails early."""
     info = medmnist_info(flag)
     keys = (f"{split}_images", f"{split}_labels")
     missing = [k for k in keys if k not in npz.files]
@@ -112,7 +118,7 @@ def _read_split(npz: np.lib.npyio.NpzFile, path: Path, split: str, flag: str, si
     if labels.shape != (n, n_labels):
         raise DataError(f"{path}: {keys[1]} has shape {labels.shape}, expected {(n, n_labels)}. Replace the file.")
     if channels == 3:  # ITU-R 601 luma, as PIL's "L" conversion
-        images = np.round(images @ np.array([0.299, 0.587, 0.114])).clip(0, 255).astype(np.uint8)
+        images = np.round(images @ np.array(LUMA_WEIGHTS)).clip(0, 255).astype(np.uint8)
     return images, labels.astype(np.int64)
 
 

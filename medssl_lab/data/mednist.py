@@ -25,9 +25,12 @@ from medssl_lab.errors import DataError
 from medssl_lab.files import atomic_file, content_key
 
 MEDNIST_URL = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/MedNIST.tar.gz"
-MEDNIST_MD5 = "0bc7306e7427e00ad1c5526a6677552d"  # MONAI's archive; repacked copies differ, so only downloads are checked
+# MONAI's archive; repacked copies differ, so only downloads are checked
+MEDNIST_MD5 = "0bc7306e7427e00ad1c5526a6677552d"
 MEDNIST_CLASSES = ("AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT")
-MEDNIST_MODALITY = {"AbdomenCT": "CT", "BreastMRI": "MR", "CXR": "X-ray", "ChestCT": "CT", "Hand": "X-ray", "HeadCT": "CT"}
+MEDNIST_MODALITY = {
+    "AbdomenCT": "CT", "BreastMRI": "MR", "CXR": "X-ray", "ChestCT": "CT", "Hand": "X-ray", "HeadCT": "CT",
+}
 #: Images per class in the published data set: a load that finds fewer is damaged or incomplete.
 MEDNIST_COUNTS = {"AbdomenCT": 10000, "BreastMRI": 8954, "CXR": 10000, "ChestCT": 10000, "Hand": 10000, "HeadCT": 10000}
 MEDNIST_SIZE = 64
@@ -51,24 +54,29 @@ class MedNIST:
 
     @property
     def train(self) -> ImageSet:
+        """The training split (built on access, to save memory)."""
         return self.split("train")
 
     @property
     def val(self) -> ImageSet:
+        """The validation split (built on access, to save memory)."""
         return self.split("val")
 
     @property
     def test(self) -> ImageSet:
+        """The test split (built on access, to save memory)."""
         return self.split("test")
 
 
 def _find_source(data_dir: str | os.PathLike | None, download: bool) -> Path:
+    """The archive or its extracted folder in the data folders, else downloaded (when allowed)."""
     for name in ("MedNIST.tar.gz", "MedNIST"):
         path = find_data_file(name, data_dir)
         if path is not None:
             return path
     searched = ", ".join(str(d) for d in data_dirs(data_dir))
-    how = f"Put MedNIST.tar.gz (or its extracted MedNIST/ folder) into a folder and pass it as data_dir or set {DATA_DIR_ENV}."
+    how = (f"Put MedNIST.tar.gz (or its extracted MedNIST/ folder) into a folder and pass it as data_dir "
+           f"or set {DATA_DIR_ENV}.")
     if not download:
         raise DataError(f"MedNIST.tar.gz not found in: {searched}. {how}")
     try:
@@ -78,6 +86,7 @@ def _find_source(data_dir: str | os.PathLike | None, download: bool) -> Path:
 
 
 def _decode_archive(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of every MedNIST/<class>/*.jpeg in the tarball, read in one pass without extracting it."""
     images, labels = [], []
     try:
         with tarfile.open(path, "r:*") as tar:
@@ -96,6 +105,7 @@ def _decode_archive(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _decode_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(images, labels) of an extracted MedNIST/ folder, labels numbered as in the archive (MEDNIST_CLASSES)."""
     folder = load_image_folder(path, size=MEDNIST_SIZE)
     unknown = set(folder.class_names) - set(MEDNIST_CLASSES)
     if unknown:
@@ -121,7 +131,9 @@ def _cache_files(source: Path) -> tuple[Path, Path]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DataError(f"cannot use the cache folder {folder} ({exc}); point XDG_CACHE_HOME at a writable folder.") from exc
+        raise DataError(
+            f"cannot use the cache folder {folder} ({exc}); point XDG_CACHE_HOME at a writable folder."
+        ) from exc
     stem = f"mednist_v{CACHE_VERSION}_{content_key(source)}"
     return folder / f"{stem}_images.npy", folder / f"{stem}_labels.npy"
 
@@ -173,6 +185,7 @@ def load_mednist(
     source = _find_source(data_dir, download)
     images, labels, cache = _load_or_build_cache(source)
     modality = np.array([MEDNIST_MODALITY[c] for c in MEDNIST_CLASSES], dtype=object)[labels]
-    everything = ImageSet(images, labels, MEDNIST_CLASSES, "multi-class", modality, np.full(len(labels), "mednist", dtype=object))
+    sources = np.full(len(labels), "mednist", dtype=object)
+    everything = ImageSet(images, labels, MEDNIST_CLASSES, "multi-class", modality, sources)
     split_index = dict(zip(("train", "val", "test"), stratified_split(labels, fractions, seed)))
     return MedNIST(all=everything, split_index=split_index, source_path=source, cache_path=cache)

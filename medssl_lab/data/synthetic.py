@@ -2,7 +2,8 @@
 
 Each phantom is a CT-like slice in Hounsfield units: air around an elliptical body of soft
 tissue, two lungs, a spine, and (by class) a lesion of one shape. Images come out as HU
-(``float32``) or windowed to ``uint8`` like the other data sets of the package.
+(``float32``) or windowed to ``uint8`` (:data:`PHANTOM_WINDOW`, through the package's one
+window function) like the other data sets of the package.
 """
 
 from __future__ import annotations
@@ -11,8 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medssl_lab.data.intensity import apply_window
+
 PHANTOM_CLASSES: tuple[str, ...] = ("no_lesion", "round_lesion", "ring_lesion", "elongated_lesion")
 AIR_HU, LUNG_HU, TISSUE_HU, BONE_HU, LESION_HU = -1000.0, -850.0, 40.0, 700.0, 120.0
+#: (center, width) in HU of the uint8 phantoms: wide enough to show air, lungs, tissue and bone apart.
+PHANTOM_WINDOW = (-300.0, 1600.0)
 
 
 @dataclass
@@ -24,7 +29,10 @@ class PhantomSet:
     class_names: tuple[str, ...] = PHANTOM_CLASSES
 
 
-def _ellipse(yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, ry: float, rx: float, angle: float = 0.0) -> np.ndarray:
+def _ellipse(
+    yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, ry: float, rx: float, angle: float = 0.0
+) -> np.ndarray:
+    """Mask of the ellipse centred at (cy, cx) with radii (ry, rx), turned by ``angle``: the shape of every organ."""
     c, s = np.cos(angle), np.sin(angle)
     y, x = yy - cy, xx - cx
     u, v = x * c + y * s, -x * s + y * c
@@ -59,13 +67,6 @@ def phantom_hu(size: int, label: int, rng: np.random.Generator) -> np.ndarray:
     return img
 
 
-def window_to_uint8(hu: np.ndarray, center: float = -300.0, width: float = 1600.0) -> np.ndarray:
-    """Map HU to 0..255 through a window (default: a wide lung-and-tissue window)."""
-    low = center - width / 2
-    scaled = (hu - low) / width
-    return np.clip(np.round(scaled * 255.0), 0, 255).astype(np.uint8)
-
-
 def make_phantoms(n: int, size: int = 64, seed: int = 0, hu: bool = False) -> PhantomSet:
     """``n`` labelled phantoms with balanced classes, identical for the same ``seed``."""
     if n < 1:
@@ -74,5 +75,5 @@ def make_phantoms(n: int, size: int = 64, seed: int = 0, hu: bool = False) -> Ph
     labels = np.arange(n, dtype=np.int64) % len(PHANTOM_CLASSES)
     rng.shuffle(labels)
     slices = np.stack([phantom_hu(size, int(lbl), rng) for lbl in labels])
-    images = slices if hu else window_to_uint8(slices)
+    images = slices if hu else apply_window(slices, *PHANTOM_WINDOW)
     return PhantomSet(images=images, labels=labels)

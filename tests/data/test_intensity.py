@@ -1,4 +1,4 @@
-"""Pixel values to uint8, faithfully: wide integer and float images from folders and DICOM, NaN pixels."""
+"""Pixel values to uint8, faithfully: wide integer and float images from folders and DICOM, NaN pixels, windows."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian
 
-from medssl_lab.data.dicom import load_dicom, to_uint8
+from medssl_lab.data import dicom
+from medssl_lab.data.dicom import WINDOW_PRESETS, load_dicom, to_uint8
 from medssl_lab.data.folder import load_image_folder
-from medssl_lab.data.intensity import replace_non_finite, to_uint8_by_range
+from medssl_lab.data.intensity import apply_window, replace_non_finite, to_uint8_by_range
+from medssl_lab.data.synthetic import PHANTOM_WINDOW, make_phantoms
 from medssl_lab.errors import DataError
 
 RAMP = np.tile(np.arange(64), (64, 1))
@@ -80,3 +82,19 @@ def test_rules_directly() -> None:
     assert to_uint8_by_range(np.full((2, 2), 7, np.uint16), "x").tolist() == [[7, 7], [7, 7]]  # at least 8 bits
     assert to_uint8_by_range(np.array([[-5, 5]], np.int32), "x").tolist() == [[0, 255]]  # signed: by range
     assert to_uint8_by_range(np.array([[0, 300]], np.uint16), "x").tolist() == [[0, 75]]  # 10 bits: 300 of 1023
+
+
+def test_apply_window_maps_edges() -> None:
+    hu = np.array([-2000.0, -1350.0, -600.0, 150.0, 3000.0])
+    out = apply_window(hu, *WINDOW_PRESETS["lung"])
+    assert out.dtype == np.uint8
+    assert out.tolist() == [0, 0, 128, 255, 255]
+    assert apply_window(np.array([30.0, 40.0, 50.0]), 40, 80).tolist() == [96, 128, 159]
+    with pytest.raises(ValueError, match="width"):
+        apply_window(hu, 0.0, 0.0)
+
+
+def test_one_window_for_dicom_and_phantoms() -> None:
+    assert dicom.apply_window is apply_window  # the DICOM module shows images through the same function
+    hu = make_phantoms(8, 32, seed=1, hu=True).images
+    np.testing.assert_array_equal(make_phantoms(8, 32, seed=1).images, apply_window(hu, *PHANTOM_WINDOW))

@@ -66,8 +66,8 @@ def test_incomplete_folder_is_refused_and_not_cached(tmp_path: Path, monkeypatch
         (tmp_path / "MedNIST" / name).mkdir(parents=True)
         for j in range(3):
             (tmp_path / "MedNIST" / name / f"{j:06d}.jpeg").write_bytes(_jpeg(40 * (i + 1)))
-    with pytest.raises(DataError, match="6 images where MedNIST has 58,954 .AbdomenCT 3 of 10,000, BreastMRI 3 of 8,954, "
-                                        "CXR 0 of 10,000.*damaged or incomplete"):
+    with pytest.raises(DataError, match="6 images where MedNIST has 58,954 .AbdomenCT 3 of 10,000, "
+                                        "BreastMRI 3 of 8,954, CXR 0 of 10,000.*damaged or incomplete"):
         load_mednist(tmp_path, download=False)
     assert not list((tmp_path / "cache").rglob("*.npy"))
 

@@ -12,7 +12,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from medssl_lab import clusters as C
+from medssl_lab import viz as V
+from medssl_lab.evaluation import clusters as C
+from medssl_lab.evaluation import embedding as E
 from medssl_lab import widgets as W
 from medssl_lab.config import INTERACTIVE_ENV
 
@@ -131,7 +133,7 @@ def test_model_scores_agree_with_nearest_and_gallery() -> None:
     assert set(near) == set(np.flatnonzero(counts).tolist())
     for j, idx in near.items():  # nearest by cosine = highest prototype score
         assert scores[idx[0], j] == pytest.approx(scores[:, j].max(), abs=1e-5)
-    fig = C.plot_prototype_gallery(phantoms.images, near, labels=phantoms.labels, max_prototypes=3, per_row=4, counts=counts)
+    fig = V.plot_prototype_gallery(phantoms.images, near, labels=phantoms.labels, max_prototypes=3, per_row=4, counts=counts)
     assert isinstance(fig, Figure) and len(fig.axes) == min(3, len(near)) * 4
 
 
@@ -142,38 +144,38 @@ def test_umap_separates_blobs_and_subsamples_deterministically() -> None:
     from sklearn.neighbors import KNeighborsClassifier
 
     x, y = _blobs(600)
-    coords, index = C.compute_umap(x, seed=0)
+    coords, index = E.compute_umap(x, seed=0)
     assert coords.shape == (600, 2) and index.tolist() == list(range(600))
     knn = KNeighborsClassifier(5).fit(coords[::2], y[::2])
     assert knn.score(coords[1::2], y[1::2]) > 0.95
 
-    c1, i1 = C.compute_umap(x, seed=3, max_points=200)
-    c2, i2 = C.compute_umap(x, seed=3, max_points=200)
+    c1, i1 = E.compute_umap(x, seed=3, max_points=200)
+    c2, i2 = E.compute_umap(x, seed=3, max_points=200)
     assert len(i1) == 200 and np.all(np.diff(i1) > 0)
     np.testing.assert_array_equal(i1, i2)
     np.testing.assert_allclose(c1, c2)
-    assert not np.array_equal(i1, C.compute_umap(x, seed=4, max_points=200)[1])
+    assert not np.array_equal(i1, E.compute_umap(x, seed=4, max_points=200)[1])
     with pytest.raises(ValueError, match="NaN"):
-        C.compute_umap(np.full((10, 3), np.nan))
+        E.compute_umap(np.full((10, 3), np.nan))
 
 
 def test_embedding_plots() -> None:
     rng = np.random.default_rng(0)
     xy = rng.normal(size=(300, 2))
     labels = rng.choice(["CT", "MR", "X-ray"], 300)
-    fig = C.plot_embedding(xy, labels, title="modality")
+    fig = V.plot_embedding(xy, labels, title="modality")
     assert isinstance(fig, Figure) and len(fig.axes) == 1
     assert len(fig.axes[0].get_legend().get_texts()) == 3
-    many = C.plot_embedding(xy, rng.integers(0, 64, 300), title="cluster")
+    many = V.plot_embedding(xy, rng.integers(0, 64, 300), title="cluster")
     assert many.axes[0].get_legend() is None and "categories" in many.axes[0].get_title()
     fig, ax = plt.subplots()
-    assert C.plot_embedding(xy, labels, ax=ax) is fig
-    grid = C.plot_embedding_grid(xy, {"modality": labels, "class": rng.integers(0, 6, 300), "cluster": rng.integers(0, 30, 300)})
+    assert V.plot_embedding(xy, labels, ax=ax) is fig
+    grid = V.plot_embedding_grid(xy, {"modality": labels, "class": rng.integers(0, 6, 300), "cluster": rng.integers(0, 30, 300)})
     assert len(grid.axes) == 3
-    side = C.plot_side_by_side(xy, xy[::-1], labels)
+    side = V.plot_side_by_side(xy, xy[::-1], labels)
     assert len(side.axes) == 2 and [a.get_title() for a in side.axes] == ["pretrained", "random init"]
     with pytest.raises(ValueError, match="colour_by"):
-        C.plot_embedding(xy, labels[:10])
+        V.plot_embedding(xy, labels[:10])
 
 
 # --------------------------------------------------------------------------- widgets
@@ -211,7 +213,7 @@ def test_widgets_static_and_interactive(monkeypatch: pytest.MonkeyPatch) -> None
     assert isinstance(fig, Figure) and len(fig.axes) > 2
 
     def make(overrides: dict) -> MultiCropAugment:
-        return MultiCropAugment(MultiCropConfig.for_profile("smoke", 32, **overrides))
+        return MultiCropAugment(MultiCropConfig(global_size=16, local_size=8, n_local=2, **overrides))
 
     assert len(W.augmentation_explorer(img, make, interactive=False, n_samples=1).axes) == 1 + 4
     fig = W.cluster_browser(images, assignments, labels, interactive=False, per_page=4, max_clusters=3)

@@ -17,13 +17,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from medssl_lab.augment import PROFILES
 from medssl_lab.cli import main
 from medssl_lab.data.pool import describe_provenance
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
 from medssl_lab.pretrain import Pretrainer, PretrainConfig, load_checkpoint, load_pretrained, pretrain
+from medssl_lab.profiles import PROFILES
 from medssl_lab.reproduce import ReproduceConfig
 
 
@@ -47,7 +47,8 @@ def test_smoke_run_writes_checkpoint_and_history(tmp_path: Path) -> None:
     assert (tmp_path / "history.csv").read_text().startswith("step,epoch,lr,loss")
     norms = trainer.model.prototypes.weight.norm(dim=1)
     assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)  # normalised after each step
-    model, config = load_pretrained(tmp_path)
+    loaded = load_pretrained(tmp_path)
+    model, config = loaded.model, loaded.config
     assert config.n_prototypes == 16 and not model.training
     for a, b in zip(model.parameters(), trainer.model.parameters()):
         assert torch.equal(a, b)
@@ -157,7 +158,7 @@ def test_nan_loss_stops_with_hint_and_keeps_checkpoint(tmp_path: Path) -> None:
     trainer = Pretrainer(tiny_config(), phantom_pool(), tmp_path)
     trainer.fit(progress=False, stop_after=2)
     good = (tmp_path / "checkpoint.pt").read_bytes()
-    trainer.ssl_loss = lambda *a, **k: torch.tensor(float("nan"))
+    trainer.objective.loss_fn = lambda *a, **k: torch.tensor(float("nan"))
     with pytest.raises(TrainingError, match="loss became nan at step 2.*lower lr"):
         trainer.fit(progress=False)
     assert (tmp_path / "checkpoint.pt").read_bytes() == good

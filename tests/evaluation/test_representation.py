@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from medssl_lab.cli import main
-from medssl_lab.clusters import cluster_metrics
+from medssl_lab.evaluation.clusters import cluster_metrics
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
-from medssl_lab.representation import (
+from medssl_lab.evaluation.representation import (
     SCORE_KEYS,
     BenchmarkData,
     few_shot_draws,
@@ -92,7 +92,7 @@ def test_cli_benchmark_prints_one_table(data_dir: Path, tmp_path: Path, capsys: 
 
 
 def test_read_compute_curve_splits_budgets_baselines_and_gains(tmp_path: Path) -> None:
-    from medssl_lab.representation import read_compute_curve
+    from medssl_lab.evaluation.representation import read_compute_curve
 
     assert read_compute_curve(tmp_path / "missing.csv") is None
     path = tmp_path / "curve.csv"

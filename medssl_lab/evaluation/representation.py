@@ -25,25 +25,24 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from medssl_lab.augment import prepare
-from medssl_lab.clusters import cluster_metrics
 from medssl_lab.data.medmnist import load_medmnist
 from medssl_lab.data.mednist import load_mednist
 from medssl_lab.data.types import ImageSet
-from medssl_lab.evaluate import compute_metrics, extract_assignments, extract_features, knn_probe, linear_probe
+from medssl_lab.evaluation.clusters import cluster_metrics, kmeans_assignments
+from medssl_lab.evaluation.inference import extract_assignments, extract_features
+from medssl_lab.evaluation.probes import few_shot_metric, knn_probe, linear_probe
+from medssl_lab.evaluation.sampling import per_class_indices
 from medssl_lab.models import SwAVModel
-
-if TYPE_CHECKING:
-    from medssl_lab.pretrain import PretrainConfig
+from medssl_lab.pretrain import PretrainConfig, build_model, load_pretrained
 
 #: The committed compute curve of ``benchmarks/compute_curve.py`` (present in a checkout of the repository).
-COMPUTE_CURVE = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "compute_curve.csv"
+COMPUTE_CURVE = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "compute_curve.csv"
 SHOTS: tuple[int, ...] = (1, 2, 5, 10)
 PNEUMONIA_SHOTS = 10
 #: The figures averaged into ``score``: the low-label probes, the full-label probes and the clusters.
@@ -70,46 +69,9 @@ def load_benchmark_data(
         raise ValueError(f"split must be 'val' (for choosing) or 'test' (for the final report), got {split!r}")
     pneumonia = load_medmnist("pneumoniamnist", data_dir=data_dir)
     mednist = load_mednist(data_dir, seed=seed)
-    rng = np.random.default_rng(seed)
-    labels = mednist.train.labels[:, 0]
-    support = np.sort(np.concatenate([rng.choice(np.flatnonzero(labels == c), support_per_class, replace=False)
-                                      for c in np.unique(labels)]))
+    support = np.sort(per_class_indices(mednist.train.labels[:, 0], support_per_class, np.random.default_rng(seed)))
     return BenchmarkData(pneumonia.train, getattr(pneumonia, split), mednist.train.subset(support),
                          getattr(mednist, split), split)
-
-
-def few_shot_draws(labels: np.ndarray, shots: int, draws: int, seed: int = 0) -> list[np.ndarray]:
-    """``draws`` seeded support sets of ``shots`` indices per class (the same for every encoder)."""
-    rng = np.random.default_rng(seed * 1000 + shots)
-    classes = np.unique(labels)
-    return [np.concatenate([rng.choice(np.flatnonzero(labels == c), shots, replace=False) for c in classes])
-            for _ in range(draws)]
-
-
-def nearest_mean_scores(support_x: np.ndarray, support_y: np.ndarray, query_x: np.ndarray) -> np.ndarray:
-    """Softmax over cosine similarity to each class's mean feature: a classifier with nothing to tune."""
-    s = F.normalize(torch.as_tensor(support_x, dtype=torch.float32), dim=1)
-    q = F.normalize(torch.as_tensor(query_x, dtype=torch.float32), dim=1)
-    means = torch.stack([s[torch.as_tensor(support_y == c)].mean(0) for c in np.unique(support_y)])
-    return torch.softmax(q @ F.normalize(means, dim=1).T / 0.1, dim=1).numpy()
-
-
-def few_shot_metric(
-    support_x: np.ndarray, support_y: np.ndarray, query_x: np.ndarray, query_y: np.ndarray,
-    task: str, metric: str, shots: int, draws: int,
-) -> tuple[float, float]:
-    """Mean and spread over ``draws`` of ``metric`` ("acc" or "auc") of :func:`nearest_mean_scores`."""
-    values = [compute_metrics(task, query_y, nearest_mean_scores(support_x[i], support_y[i], query_x))[metric]
-              for i in few_shot_draws(support_y, shots, draws)]
-    return float(np.mean(values)), float(np.std(values))
-
-
-def kmeans_assignments(features: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
-    """k-means clusters of L2-normalised features (the baseline for encoders without prototypes)."""
-    from sklearn.cluster import KMeans
-
-    x = F.normalize(torch.as_tensor(features, dtype=torch.float32), dim=1).numpy()
-    return KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(x)
 
 
 Featurizer = Callable[[ImageSet], np.ndarray]
@@ -167,19 +129,16 @@ def score_checkpoint(
     checkpoint: str | os.PathLike, data: BenchmarkData, device: str = "auto", draws: int = 100
 ) -> dict[str, float]:
     """Every figure of the benchmark for a pretraining checkpoint (file or run folder)."""
-    from medssl_lab.pretrain import load_pretrained
-
-    model, config = load_pretrained(Path(checkpoint), device)
+    pre = load_pretrained(Path(checkpoint), device)
+    model, config = pre.model, pre.config
     own_clusters = prototype_assigner(model, config.image_size, device) if config.method == "swav" else None
     return score_features(encoder_featurizer(model, config.image_size, device), data, config.n_prototypes,
                           own_clusters, draws)
 
 
-def score_baselines(config: "PretrainConfig", data: BenchmarkData, device: str = "auto",
+def score_baselines(config: PretrainConfig, data: BenchmarkData, device: str = "auto",
                     draws: int = 100) -> dict[str, dict[str, float]]:
     """The figures of what any checkpoint of ``config`` must beat: its network at random init, and the raw pixels."""
-    from medssl_lab.pretrain import build_model
-
     torch.manual_seed(1234)
     random_init = build_model(config).eval()
     size, k = config.image_size, config.n_prototypes
@@ -193,9 +152,7 @@ def representation_benchmark(
     checkpoint: str | os.PathLike, data: BenchmarkData, device: str = "auto", draws: int = 100
 ) -> dict[str, dict[str, float]]:
     """``{"pretrained": ..., "random_init": ..., "raw_pixels": ...}`` for a checkpoint, ready for :func:`format_table`."""
-    from medssl_lab.pretrain import load_pretrained
-
-    _, config = load_pretrained(Path(checkpoint), "cpu")
+    config = load_pretrained(Path(checkpoint), "cpu").config
     return {"pretrained": score_checkpoint(checkpoint, data, device, draws), **score_baselines(config, data, device, draws)}
 
 

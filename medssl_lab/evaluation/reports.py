@@ -1,0 +1,81 @@
+"""Tables of downstream results: test AUC and ACC per arm (mean ± std over seeds), convergence, robustness."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from medssl_lab.evaluation.downstream import ARMS
+
+
+def mean_std(values: list[float]) -> str:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return "n/a"
+    return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+
+
+def summary_markdown(records: list[dict], robust: list[dict], meta: dict) -> str:
+    """Markdown tables: test AUC / ACC (mean ± std over seeds), convergence, robustness drops."""
+    arms = [a for a in ARMS if any(r["arm"] == a for r in records)]
+    keys = sorted({(r["task"], r["fraction"]) for r in records})
+    seeds = sorted({r["seed"] for r in records})
+    lines = [f"Profile `{meta.get('profile', '?')}`; seeds {seeds}; mean ± std over seeds."
+             + (f" Pretrained on {meta['data']}; medssl-lab {meta['package']}." if "data" in meta else ""), "",
+             "### Test AUC", "", "| task | labels | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
+    for task, fraction in keys:
+        cells = [mean_std([r["test_auc"] for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, a)])
+                 for a in arms]
+        lines.append(f"| {task} | {fraction:g} | " + " | ".join(cells) + " |")
+    lines += ["", "### Test ACC", "", "| task | labels | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
+    for task, fraction in keys:
+        cells = [mean_std([r["test_acc"] for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, a)])
+                 for a in arms]
+        lines.append(f"| {task} | {fraction:g} | " + " | ".join(cells) + " |")
+    lines += ["", "### Convergence: steps to 95 % of scratch's best validation AUC (reduction vs scratch, %)", "",
+              "| task | labels | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
+    for task, fraction in keys:
+        cells = []
+        for a in arms:
+            rs = [r for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, a)]
+            steps = [r["steps_to_target"] for r in rs if r["steps_to_target"] is not None]
+            red = [r["step_reduction_pct"] for r in rs if r["step_reduction_pct"] is not None]
+            reached = f"{len(steps)}/{len(rs)} reached"
+            cells.append(f"{np.median(steps):.0f} ({np.mean(red):+.0f} %), {reached}" if steps and red else reached)
+        lines.append(f"| {task} | {fraction:g} | " + " | ".join(cells) + " |")
+    if robust:
+        kinds = list(dict.fromkeys(r["kind"] for r in robust if r["kind"] != "clean"))
+        lines += ["", f"### Robustness: mean AUC drop from clean over severities ({robust[0]['task']}, "
+                  f"{robust[0]['fraction']:g} labels)", "", "| arm | clean AUC | " + " | ".join(kinds) + " |",
+                  "|---|---:|" + "---:|" * len(kinds)]
+        for a in arms:
+            rows = [r for r in robust if r["arm"] == a]
+            if rows:
+                clean = mean_std([r["auc"] for r in rows if r["kind"] == "clean"])
+                drops = [f"{np.mean([r['drop'] for r in rows if r['kind'] == k]):.3f}" for k in kinds]
+                lines.append(f"| {a} | {clean} | " + " | ".join(drops) + " |")
+    if "pretrain_seconds" in meta:
+        lines += ["", f"Pretraining took {meta['pretrain_seconds'] / 60:.1f} min in this invocation "
+                  f"(0 when resumed from a finished checkpoint)."]
+    return "\n".join(lines) + "\n"
+
+
+def gains_over_scratch(records: list[dict[str, Any]], tie: float = 0.01) -> list[dict[str, Any]]:
+    """Each pretrained arm's test AUC minus scratch's (same task, label fraction and seed), with a verdict.
+
+    ``tie``: differences smaller than this are called a tie (about the run-to-run noise of one seed).
+    """
+    scratch = {(r["task"], r["fraction"], r["seed"]): r["test_auc"] for r in records if r["arm"] == "scratch"}
+    rows = []
+    for r in records:
+        base = scratch.get((r["task"], r["fraction"], r["seed"]))
+        if r["arm"] == "scratch" or base is None:
+            continue
+        delta = r["test_auc"] - base
+        verdict = "better" if delta > tie else "worse" if delta < -tie else "tie"
+        rows.append({"task": r["task"], "fraction": r["fraction"], "seed": r["seed"], "arm": r["arm"],
+                     "scratch_auc": base, "delta": delta, "verdict": verdict})
+    return rows

@@ -1,0 +1,26 @@
+"""Pretraining: settings, the SSL objective, the loop, checkpoints and the pretrained handle.
+
+The names most code needs are importable from here: ``from medssl_lab.pretrain import PretrainConfig, pretrain``.
+"""
+
+from medssl_lab.pretrain.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from medssl_lab.pretrain.config import PretrainConfig, build_model
+from medssl_lab.pretrain.distributed import setup_distributed
+from medssl_lab.pretrain.objective import SSLObjective
+from medssl_lab.pretrain.pretrained import Pretrained, load_pretrained
+from medssl_lab.pretrain.trainer import History, Pretrainer, ensure_pretrained, pretrain
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "History",
+    "PretrainConfig",
+    "Pretrained",
+    "Pretrainer",
+    "SSLObjective",
+    "build_model",
+    "ensure_pretrained",
+    "load_checkpoint",
+    "load_pretrained",
+    "pretrain",
+    "setup_distributed",
+]

@@ -1,0 +1,42 @@
+"""Several processes under ``torchrun``: joining the group, each process's device, and the DDP wrapper."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from medssl_lab.config import resolve_device
+
+
+def setup_distributed(device: str = "auto") -> int:
+    """Join the process group when started by ``torchrun`` (WORLD_SIZE > 1); returns this process's rank."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return dist.get_rank() if dist.is_initialized() else 0
+    backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend)
+    return dist.get_rank()
+
+
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes (0 and 1 outside ``torchrun``)."""
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def process_device(device: str) -> torch.device:
+    """The device of this process: under DDP on CUDA, the GPU of its LOCAL_RANK."""
+    resolved = resolve_device(device)
+    if dist.is_initialized() and resolved.type == "cuda":
+        resolved = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(resolved)
+    return resolved
+
+
+def wrap_for_processes(model: nn.Module, device: torch.device, world: int) -> nn.Module:
+    """``model`` itself for one process; else DDP (with synchronised batch norm on CUDA)."""
+    if world <= 1:
+        return model
+    net = nn.SyncBatchNorm.convert_sync_batchnorm(model) if device.type == "cuda" else model
+    return nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)

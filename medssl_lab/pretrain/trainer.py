@@ -1,0 +1,315 @@
+"""The pretraining loop: SwAV (or the SimCLR baseline) on the unlabelled pool.
+
+One code path for every profile. The pool stays uint8 in memory (on the GPU when there is one); each step indexes
+a batch, makes all multi-crop views on the device, computes the objective under autocast where it helps, and steps
+the optimizer with a warm-up + cosine schedule. Checkpoints hold everything a run needs to continue exactly where it
+stopped. Under ``torchrun`` the batch is split across processes (DDP) and Sinkhorn all-reduces its sums.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from medssl_lab.augment import MultiCropAugment, make_generator
+from medssl_lab.config import progress_bar
+from medssl_lab.data.pool import balanced_weights, epoch_batches, pool_provenance
+from medssl_lab.data.types import ImageSet
+from medssl_lab.errors import TrainingError
+from medssl_lab.losses import collapse_hint
+from medssl_lab.pretrain.checkpoint import CHECKPOINT_NAME, check_resumable, load_checkpoint, save_checkpoint
+from medssl_lab.pretrain.config import PretrainConfig, build_model
+from medssl_lab.pretrain.distributed import process_device, rank_and_world, wrap_for_processes
+from medssl_lab.pretrain.objective import SSLObjective
+from medssl_lab.pretrain.pretrained import Pretrained, load_pretrained
+from medssl_lab.training import autocast_dtype, check_finite
+
+
+@dataclass
+class History:
+    """What a run logged: one row per logging step, plus why it stopped."""
+
+    rows: list[dict[str, float]] = field(default_factory=list)
+    stopped: str = ""
+
+    def column(self, name: str) -> np.ndarray:
+        return np.array([r[name] for r in self.rows], dtype=float)
+
+    def write_csv(self, path: Path) -> None:
+        if not self.rows:
+            return
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(self.rows[0]))
+            writer.writeheader()
+            writer.writerows(self.rows)
+
+
+def _limit_pool(pool: ImageSet, config: PretrainConfig) -> ImageSet:
+    """The seeded subset ``pool_limit`` asks for, after checking the pool can fill a batch."""
+    if len(pool) == 0:
+        raise TrainingError("the pretraining pool is empty; build it with medssl_lab.data.pool.build_pool")
+    if config.pool_limit is not None and config.pool_limit < len(pool):
+        keep = np.sort(np.random.default_rng(config.seed).choice(len(pool), config.pool_limit, replace=False))
+        pool = pool.subset(keep)
+    if len(pool) < config.batch_size:
+        raise TrainingError(f"the pool has {len(pool)} images, fewer than one batch of {config.batch_size}")
+    return pool
+
+
+def _make_optimizer(model: nn.Module, config: PretrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+
+
+class Pretrainer:
+    """Owns one pretraining run: model, objective, optimizer, schedule, randomness, history and checkpoints.
+
+    Example:
+        >>> trainer = Pretrainer(PretrainConfig.for_profile("smoke"), pool, out_dir="runs/smoke")
+        >>> history = trainer.fit()
+        >>> pretrained = trainer.pretrained()
+    """
+
+    def __init__(self, config: PretrainConfig, pool: ImageSet, out_dir: str | os.PathLike | None = None) -> None:
+        self.config = config
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        if self.out_dir is not None and self.out_dir.exists() and not self.out_dir.is_dir():
+            raise TrainingError(f"{self.out_dir} is a file, not a folder for checkpoint.pt; pass another --out.")
+        self.rank, self.world = rank_and_world()
+        self.device = process_device(config.device)
+        if config.batch_size % self.world:
+            raise ValueError(f"batch_size {config.batch_size} is not divisible by the {self.world} processes")
+        torch.manual_seed(config.seed)
+        self.pool = _limit_pool(pool, config)
+        self.provenance = pool_provenance(self.pool)
+        self.images = torch.from_numpy(np.ascontiguousarray(self.pool.images)).to(self.device)
+        self.weights = balanced_weights(getattr(self.pool, config.balance)) if config.balance else None
+        self.augment = MultiCropAugment(config.augment_config())
+        self.model = build_model(config).to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.objective = SSLObjective(self.model, config, wrap_for_processes(self.model, self.device, self.world),
+                                      self.world)
+        self.steps_per_epoch = len(self.pool) // config.batch_size
+        self.total_steps = self.steps_per_epoch * config.epochs
+        if config.max_steps is not None:
+            self.total_steps = min(self.total_steps, config.max_steps)
+        self.optimizer = _make_optimizer(self.model, config)
+        self.amp_dtype = autocast_dtype(config.amp, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.aug_generator = make_generator(config.seed * 1000 + self.rank, self.device)
+        self.step = 0
+        self.train_seconds = 0.0  # wall time spent in fit(), summed over resumes: the run's compute cost
+        self.history = History()
+
+    def pretrained(self) -> Pretrained:
+        """The trained model (in eval mode) with its config and data provenance."""
+        return Pretrained(self.model.eval(), self.config, self.provenance,
+                          f"trained in this session ({self.step} steps)")
+
+    # ------------------------------------------------------------------ schedule
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up, then cosine decay to ``min_lr_ratio * lr``."""
+        c = self.config
+        warmup = max(1, int(c.warmup_fraction * self.total_steps))
+        if step < warmup:
+            return c.lr * (step + 1) / warmup
+        progress = (step - warmup) / max(1, self.total_steps - warmup)
+        return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+    def _batch_order(self, epoch: int) -> list[torch.Tensor]:
+        gen = torch.Generator().manual_seed(self.config.seed * 7919 + epoch)
+        return list(epoch_batches(len(self.pool), self.config.batch_size, gen, self.weights))
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self, index: torch.Tensor, epoch: int) -> dict[str, float]:
+        """One optimisation step on the pool images at ``index`` (this process's share)."""
+        c = self.config
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        views = self.augment(self.images[index.to(self.images.device)], generator=self.aug_generator)
+        if c.channels_last:
+            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+        diagnose = self.step % c.log_every == 0 or self.step == self.total_steps - 1
+        loss, metrics = self.objective(views, epoch, self.amp_dtype, diagnose)
+        check_finite(loss, f"at step {self.step} (epoch {epoch})",
+                     f"Try a lower lr (now {c.lr}), a longer warm-up, grad_clip, or amp='bf16'/'off' instead of "
+                     f"fp16. The last good checkpoint is kept in {self.out_dir}.")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.objective.before_optimizer_step(self.step)
+        if c.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.objective.after_optimizer_step()
+        return {"loss": float(loss.detach()), **metrics}
+
+    # ------------------------------------------------------------------ the loop
+    def fit(
+        self,
+        progress: bool = True,
+        callback: Callable[[Pretrainer, dict], None] | None = None,
+        stop_after: int | None = None,
+    ) -> History:
+        """Train until ``epochs`` (or ``max_steps``) are done, continuing from ``self.step``.
+
+        Args:
+            progress: show a tqdm bar (notebook-aware) on the first process.
+            callback: called as ``callback(trainer, row)`` after each logged step (live plots).
+            stop_after: pause after this many more steps (the run can be continued later).
+        """
+        c = self.config
+        per_rank = c.batch_size // self.world
+        bar = progress_bar(total=self.total_steps, initial=self.step, desc=f"{c.method} {c.profile}",
+                           disable=not progress or self.rank != 0, dynamic_ncols=True)
+        self.model.train()
+        self._window: list[float] = []
+        start_time, start_step = time.perf_counter(), self.step
+        tick = start_time
+        end = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
+        try:
+            while self.step < end:
+                epoch, within = divmod(self.step, self.steps_per_epoch)
+                index = self._batch_order(epoch)[within][self.rank * per_rank : (self.rank + 1) * per_rank]
+                metrics = self.train_step(index, epoch)
+                self.step += 1
+                self.train_seconds += time.perf_counter() - tick
+                tick = time.perf_counter()
+                bar.update(1)
+                self._log(metrics, (self.step - start_step) * c.batch_size / max(tick - start_time, 1e-9), bar,
+                          callback)
+                if self.out_dir is not None and (self.step % c.checkpoint_every == 0 or self.step == self.total_steps):
+                    self.save()
+        finally:
+            bar.close()
+        self.history.stopped = "finished" if self.step >= self.total_steps else "paused"
+        if self.out_dir is not None:
+            self.save()
+        return self.history
+
+    def _log(self, metrics: dict[str, float], img_per_s: float, bar: Any,
+             callback: Callable[[Pretrainer, dict], None] | None) -> None:
+        """Average the loss since the last log; on logging steps, record a row, call back and check for collapse."""
+        self._window.append(metrics["loss"])
+        if "prototype_usage" not in metrics:
+            return
+        row = {"step": self.step, "epoch": self.step / self.steps_per_epoch, "lr": self.lr_at(self.step - 1),
+               **metrics, "loss_avg": float(np.mean(self._window)), "img_per_s": img_per_s}
+        self._window = []
+        self.history.rows.append(row)
+        bar.set_postfix(loss=f"{row['loss_avg']:.3f}", usage=f"{row['prototype_usage']:.2f}")
+        if callback is not None:
+            callback(self, row)
+        self._check_collapse(row)
+
+    def _check_collapse(self, row: dict) -> None:
+        c = self.config
+        if not c.collapse_check or c.method != "swav" or self.step < max(c.collapse_min_steps, self.total_steps // 2):
+            return
+        hint = collapse_hint(row["loss_avg"], c.n_prototypes, row["prototype_usage"])
+        if hint is not None:
+            self.history.stopped = "collapse"
+            if self.out_dir is not None:
+                self.save()
+            raise TrainingError(f"stopped at step {self.step}: {hint}")
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly: weights, optimizer, scaler, RNG, queue, history."""
+        return {
+            "config": asdict(self.config),
+            "data": self.provenance,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "train_seconds": self.train_seconds,
+            "aug_rng": self.aug_generator.get_state(),
+            "queue": self.objective.state_dict(),
+            "history": self.history.rows,
+            "stopped": self.history.stopped,
+        }
+
+    def save(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the checkpoint (first process only) atomically; history also as CSV beside it."""
+        if path is None and self.out_dir is None:
+            raise ValueError("no path given and the trainer has no out_dir")
+        target = Path(path) if path is not None else Path(self.out_dir or ".") / CHECKPOINT_NAME
+        if self.rank == 0:
+            save_checkpoint(self.state_dict(), target)
+            self.history.write_csv(target.with_name("history.csv"))
+        return target
+
+    def load_state(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`; every setting that changes the computation, and the data, must match."""
+        check_resumable(state, self.config, self.provenance, self.out_dir or "the checkpoint")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.aug_generator.set_state(state["aug_rng"].to(self.aug_generator.get_state().device))
+        self.objective.load_state_dict(state["queue"])
+        self.history = History(rows=list(state["history"]), stopped="")
+
+
+def pretrain(
+    config: PretrainConfig,
+    pool: ImageSet,
+    out_dir: str | os.PathLike | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    callback: Callable[[Pretrainer, dict], None] | None = None,
+) -> Pretrainer:
+    """Run (or continue, when ``out_dir`` holds a checkpoint and ``resume``) a pretraining run."""
+    trainer = Pretrainer(config, pool, out_dir)
+    checkpoint = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
+    if resume and checkpoint is not None and checkpoint.exists():
+        trainer.load_state(load_checkpoint(checkpoint))
+    trainer.fit(progress=progress, callback=callback)
+    return trainer
+
+
+def ensure_pretrained(
+    output_dir: str | os.PathLike,
+    profile: str = "cpu",
+    data_dir: str | os.PathLike | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    **overrides: Any,
+) -> Pretrained:
+    """Load-or-train: the checkpoint that notebook 01 writes to ``output_dir/pretrain``, or a quick one.
+
+    When no finished checkpoint is there, a short run of the same profile (a quarter of its epochs, at least one)
+    is trained into that folder, so that every later notebook runs on its own. ``origin`` of the result says which
+    happened.
+    """
+    from medssl_lab.data.pool import build_pool
+
+    folder = Path(output_dir) / "pretrain"
+    checkpoint = folder / CHECKPOINT_NAME
+    state = load_checkpoint(checkpoint) if checkpoint.exists() else {}
+    if state.get("stopped") == "finished":
+        found = load_pretrained(checkpoint, device)
+        found.origin = f"loaded the pretrained checkpoint {checkpoint} ({found.describe()})"
+        return found
+    config = PretrainConfig.for_profile(profile, device=device, seed=seed, **overrides)
+    config.epochs = max(1, config.epochs // 4)
+    pool = build_pool(size=config.image_size, data_dir=data_dir)
+    made = pretrain(config, pool, folder, resume=False).pretrained()
+    made.origin = f"no checkpoint found: trained a quick one ({config.epochs} epoch(s)) into {checkpoint}"
+    return made
