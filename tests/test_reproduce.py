@@ -11,6 +11,7 @@ import pytest
 from medssl_lab.cli import main
 from medssl_lab.errors import TrainingError
 from medssl_lab.evaluation.reports import summary_markdown
+from medssl_lab.profiles import DOWNSTREAM, VAL_LIMIT
 from medssl_lab.reproduce import ReproduceConfig, load_records, run_protocol
 
 
@@ -54,7 +55,8 @@ def test_rerun_only_redoes_missing_runs(smoke_run: Path, data_dir: Path) -> None
 
 def test_runs_made_with_other_settings_are_not_mixed(smoke_run: Path, data_dir: Path) -> None:
     settings = json.loads((smoke_run / "settings.json").read_text())
-    assert settings["steps"] == 6 and settings["linear_lr"] == 0.03 and settings["val_limit"] == 300
+    assert settings["steps"] == DOWNSTREAM["smoke"]["steps"] and settings["linear_lr"] == 0.03
+    assert settings["val_limit"] == VAL_LIMIT["smoke"] == 300
     assert settings["pool"]["images"] == 63662 and len(settings["pool"]["pixels_hash"]) == 20
     changed = dict(settings, lr=settings["lr"] * 10)
     (smoke_run / "settings.json").write_text(json.dumps(changed))

@@ -8,20 +8,19 @@ import numpy as np
 import pytest
 
 from medssl_lab.cli import main
-from medssl_lab.evaluation.clusters import cluster_metrics
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
+from medssl_lab.evaluation.clusters import cluster_metrics, kmeans_assignments
+from medssl_lab.evaluation.probes import few_shot_metric
 from medssl_lab.evaluation.representation import (
     SCORE_KEYS,
     BenchmarkData,
-    few_shot_draws,
-    few_shot_metric,
     format_table,
-    kmeans_assignments,
     load_benchmark_data,
     pixel_featurizer,
     score_features,
 )
+from medssl_lab.evaluation.sampling import few_shot_draws
 
 
 def blobs(n_per_class: int, n_classes: int, spread: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
