@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 from medssl_lab.data.pool import build_pool
-from medssl_lab.pretrain import PretrainConfig
 from medssl_lab.evaluation.representation import load_benchmark_data, score_baselines
+from medssl_lab.pretrain import PretrainConfig
 from medssl_lab.viz import plot_compute_curve
 
 RESULTS = Path(__file__).parent / "results"
@@ -37,10 +37,18 @@ def read_rows(name: str) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variants", nargs="+", required=True,
-                        help="epoch budgets of one recipe on the whole pool, in the search table")
-    parser.add_argument("--pool-variants", nargs="*", default=[],
-                        help="the same recipe on a share of the pool (include the whole-pool run for the line's end)")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        required=True,
+        help="epoch budgets of one recipe on the whole pool, in the search table",
+    )
+    parser.add_argument(
+        "--pool-variants",
+        nargs="*",
+        default=[],
+        help="the same recipe on a share of the pool (include the whole-pool run for the line's end)",
+    )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -48,7 +56,9 @@ def main() -> None:
     search = {r["variant"]: r for r in read_rows("recipe_search.csv")}
     missing = [v for v in args.variants + args.pool_variants if v not in search]
     if missing:
-        raise SystemExit(f"not in recipe_search.csv yet: {missing}; run benchmarks/recipe_search.py --only {' '.join(missing)}")
+        raise SystemExit(
+            f"not in recipe_search.csv yet: {missing}; run benchmarks/recipe_search.py --only {' '.join(missing)}"
+        )
     config = PretrainConfig.for_profile("cpu", **json.loads(search[args.variants[0]]["overrides"]))
     pool_size = len(build_pool(size=config.image_size, data_dir=args.data_dir))
     points, gains = [], []
@@ -57,13 +67,24 @@ def main() -> None:
             row = search[variant]
             images = json.loads(row["overrides"]).get("pool_limit") or pool_size
             label = f"{row['epochs']} ep" if series == EPOCHS else f"{images / pool_size:.0%} pool"
-            point = {"label": label, "series": series, "variant": variant, "cpu_minutes": float(row["cpu_minutes"]),
-                     **{k: float(row[k]) for k in FIGURES}}
+            point = {
+                "label": label,
+                "series": series,
+                "variant": variant,
+                "cpu_minutes": float(row["cpu_minutes"]),
+                **{k: float(row[k]) for k in FIGURES},
+            }
             for gain in read_rows("downstream_gain.csv"):
                 if gain["variant"] == variant:
-                    gains.append({"cpu_minutes": point["cpu_minutes"], "fraction": float(gain["fraction"]), "series": series,
-                                  "gain_test_auc": float(gain["gain_test_auc"]),
-                                  "gain_test_auc_std": float(gain["gain_test_auc_std"])})
+                    gains.append(
+                        {
+                            "cpu_minutes": point["cpu_minutes"],
+                            "fraction": float(gain["fraction"]),
+                            "series": series,
+                            "gain_test_auc": float(gain["gain_test_auc"]),
+                            "gain_test_auc_std": float(gain["gain_test_auc_std"]),
+                        }
+                    )
                     point[f"gain_{gain['fraction']}"] = float(gain["gain_test_auc"])
                     point[f"gain_{gain['fraction']}_std"] = float(gain["gain_test_auc_std"])
             points.append(point)

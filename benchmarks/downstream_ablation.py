@@ -65,8 +65,10 @@ def main() -> None:
     train, val, test = downstream_data(args.task, args.data_dir)
     pool = build_pool(size=encoder.image_size, data_dir=args.data_dir) if "hybrid" in args.arms else None
     base = TrainConfig(steps=args.steps, eval_every=args.eval_every)
-    print(f"task {args.task}; steps {args.steps}; eval every {args.eval_every}; seeds {args.seeds}; "
-          f"checkpoint {args.checkpoint}")
+    print(
+        f"task {args.task}; steps {args.steps}; eval every {args.eval_every}; seeds {args.seeds}; "
+        f"checkpoint {args.checkpoint}"
+    )
     print("variant        labels  arm       val_auc          test_auc         steps_to_95%  reduction_%  seconds")
     for name, overrides in map(parse_variant, args.variant or ["base:"]):
         for fraction in args.fractions:
@@ -75,23 +77,43 @@ def main() -> None:
                 labelled = train.subset(label_fraction_indices(train.labels, fraction, seed=seed))
                 for arm in args.arms:
                     started = time.perf_counter()
-                    result = train_classifier(arm, labelled, val, test, pretrained=encoder,
-                                              pool=pool if arm == "hybrid" else None, config=base, seed=seed,
-                                              **overrides)
-                    records.append({"task": args.task, "fraction": fraction, "arm": arm, "seed": seed,
-                                    "curve": result.curve, "val": result.best_val_auc, "test": result.test_auc,
-                                    "seconds": time.perf_counter() - started})
+                    result = train_classifier(
+                        arm,
+                        labelled,
+                        val,
+                        test,
+                        pretrained=encoder,
+                        pool=pool if arm == "hybrid" else None,
+                        config=base,
+                        seed=seed,
+                        **overrides,
+                    )
+                    records.append(
+                        {
+                            "task": args.task,
+                            "fraction": fraction,
+                            "arm": arm,
+                            "seed": seed,
+                            "curve": result.curve,
+                            "val": result.best_val_auc,
+                            "test": result.test_auc,
+                            "seconds": time.perf_counter() - started,
+                        }
+                    )
             add_convergence(records)
             for arm in args.arms:
                 rows = [r for r in records if r["arm"] == arm]
                 steps = [r["steps_to_target"] for r in rows]
                 reached = [s for s in steps if s is not None]
                 reductions = [r["step_reduction_pct"] for r in rows if r["step_reduction_pct"] is not None]
-                print(f"{name:<14} {fraction:<7g} {arm:<9} {mean_std([r['val'] for r in rows]):<16} "
-                      f"{mean_std([r['test'] for r in rows]):<16} "
-                      f"{(np.mean(reached) if reached else float('nan')):<6.1f} {len(reached)}/{len(steps)}   "
-                      f"{(f'{np.mean(reductions):.0f}' if reductions else 'n/a'):<12} "
-                      f"{np.mean([r['seconds'] for r in rows]):.0f}", flush=True)
+                print(
+                    f"{name:<14} {fraction:<7g} {arm:<9} {mean_std([r['val'] for r in rows]):<16} "
+                    f"{mean_std([r['test'] for r in rows]):<16} "
+                    f"{(np.mean(reached) if reached else float('nan')):<6.1f} {len(reached)}/{len(steps)}   "
+                    f"{(f'{np.mean(reductions):.0f}' if reductions else 'n/a'):<12} "
+                    f"{np.mean([r['seconds'] for r in rows]):.0f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

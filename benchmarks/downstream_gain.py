@@ -30,15 +30,25 @@ from medssl_lab.reproduce import downstream_data
 TABLE = Path(__file__).parent / "results" / "downstream_gain.csv"
 
 
-def run_cached(path: Path, arm: str, fraction: float, seed: int, checkpoint: Path, splits: tuple, config: TrainConfig) -> dict:
+def run_cached(
+    path: Path, arm: str, fraction: float, seed: int, checkpoint: Path, splits: tuple, config: TrainConfig
+) -> dict:
     if path.exists():
         return json.loads(path.read_text())
     train, val, test = splits
     labelled = train.subset(label_fraction_indices(train.labels, fraction, seed=seed))
     result = train_classifier(arm, labelled, val, test, pretrained=checkpoint, config=config, seed=seed)
-    record = {"arm": arm, "fraction": fraction, "seed": seed, "val_auc": result.best_val_auc,
-              "test_auc": result.test_auc, "test_acc": result.test_acc, "best_step": result.best_step,
-              "curve": result.curve, "seconds": result.seconds}
+    record = {
+        "arm": arm,
+        "fraction": fraction,
+        "seed": seed,
+        "val_auc": result.best_val_auc,
+        "test_auc": result.test_auc,
+        "test_acc": result.test_acc,
+        "best_step": result.best_step,
+        "curve": result.curve,
+        "seconds": result.seconds,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record))
     return record
@@ -79,16 +89,37 @@ def main() -> None:
         for fraction in args.fractions:
             scratch, tuned = [], []
             for seed in args.seeds:
-                scratch.append(run_cached(cache / f"scratch_{arch}_{fraction:g}_seed{seed}.json", "scratch", fraction,
-                                          seed, checkpoint, splits, config))
-                tuned.append(run_cached(cache / f"finetune_{variant}_{fraction:g}_seed{seed}.json", "finetune", fraction,
-                                        seed, checkpoint, splits, config))
+                scratch.append(
+                    run_cached(
+                        cache / f"scratch_{arch}_{fraction:g}_seed{seed}.json",
+                        "scratch",
+                        fraction,
+                        seed,
+                        checkpoint,
+                        splits,
+                        config,
+                    )
+                )
+                tuned.append(
+                    run_cached(
+                        cache / f"finetune_{variant}_{fraction:g}_seed{seed}.json",
+                        "finetune",
+                        fraction,
+                        seed,
+                        checkpoint,
+                        splits,
+                        config,
+                    )
+                )
             row = {"variant": variant, "fraction": fraction, "seeds": len(args.seeds)}
             for arm, records in (("scratch", scratch), ("finetune", tuned)):
                 for key in ("val_auc", "test_auc", "test_acc"):
                     row[f"{arm}_{key}"], row[f"{arm}_{key}_std"] = (round(v, 4) for v in stats(records, key))
             gains = [t["test_auc"] - s["test_auc"] for t, s in zip(tuned, scratch)]
-            row["gain_test_auc"], row["gain_test_auc_std"] = round(float(np.mean(gains)), 4), round(float(np.std(gains)), 4)
+            row["gain_test_auc"], row["gain_test_auc_std"] = (
+                round(float(np.mean(gains)), 4),
+                round(float(np.std(gains)), 4),
+            )
             val_gains = [t["val_auc"] - s["val_auc"] for t, s in zip(tuned, scratch)]
             row["gain_val_auc"] = round(float(np.mean(val_gains)), 4)
             rows.append(row)

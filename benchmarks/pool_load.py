@@ -39,11 +39,17 @@ def main() -> None:
     first = run_child(args.data_dir, args.size)
     print(f"first load (decodes MedNIST unless cached): {first['load_s']:.2f} s")
     second = run_child(args.data_dir, args.size)
-    print(f"cached load: {second['n']} images at {args.size} px in {second['load_s']:.2f} s "
-          f"(imports {second['import_s']:.2f} s)")
-    print(f"pool in memory: {second['pool_mb']:.1f} MB uint8; process peak RSS {second['peak_rss_mb']:.0f} MB "
-          f"(of which {second['rss_imports_mb']:.0f} MB is python+torch before loading)")
-    print(f"n={second['n']} load_s={second['load_s']:.2f} pool_mb={second['pool_mb']:.1f} peak_rss_mb={second['peak_rss_mb']:.0f}")
+    print(
+        f"cached load: {second['n']} images at {args.size} px in {second['load_s']:.2f} s "
+        f"(imports {second['import_s']:.2f} s)"
+    )
+    print(
+        f"pool in memory: {second['pool_mb']:.1f} MB uint8; process peak RSS {second['peak_rss_mb']:.0f} MB "
+        f"(of which {second['rss_imports_mb']:.0f} MB is python+torch before loading)"
+    )
+    print(
+        f"n={second['n']} load_s={second['load_s']:.2f} pool_mb={second['pool_mb']:.1f} peak_rss_mb={second['peak_rss_mb']:.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import time
 import torch
 
 from medssl_lab.data.pool import build_pool
-from medssl_lab.pretrain import Pretrainer, PretrainConfig
+from medssl_lab.pretrain import PretrainConfig, Pretrainer
 
 
 def main() -> None:
@@ -51,7 +51,9 @@ def main() -> None:
         trainer.step += 1
 
     def bare_step(i: int) -> None:
-        with torch.autocast(device.type, dtype=trainer.amp_dtype or torch.float32, enabled=trainer.amp_dtype is not None):
+        with torch.autocast(
+            device.type, dtype=trainer.amp_dtype or torch.float32, enabled=trainer.amp_dtype is not None
+        ):
             feats = [backbone(torch.cat([v for v in views if v.shape[-1] == s])) for s in dict.fromkeys(sizes)]
         sum(f.float().sum() for f in feats).backward()
         backbone.zero_grad(set_to_none=True)
@@ -77,10 +79,14 @@ def main() -> None:
     else:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         where = "process RSS"
-    print(f"profile={args.profile} device={device} threads={torch.get_num_threads()} pool={len(pool)} batch={batch} "
-          f"views={sizes} backbone={config.backbone}")
-    print(f"end-to-end: {e2e:.0f} img/s; bare backbone fwd+bwd: {bare:.0f} img/s; ratio {e2e / bare:.3f}; "
-          f"peak memory ({where}) {peak_mb:.0f} MB")
+    print(
+        f"profile={args.profile} device={device} threads={torch.get_num_threads()} pool={len(pool)} batch={batch} "
+        f"views={sizes} backbone={config.backbone}"
+    )
+    print(
+        f"end-to-end: {e2e:.0f} img/s; bare backbone fwd+bwd: {bare:.0f} img/s; ratio {e2e / bare:.3f}; "
+        f"peak memory ({where}) {peak_mb:.0f} MB"
+    )
     print(f"e2e_img_s={e2e:.1f} bare_img_s={bare:.1f} ratio={e2e / bare:.3f} peak_mb={peak_mb:.0f}")
 
 

@@ -33,8 +33,15 @@ SEARCH_START = dict(balance=None)  # the cpu profile's pool sampling before the 
 WIDE = dict(backbone="resnet_small_wide")
 STRONG_CROPS = dict(augment={"global_scale": (0.14, 1.0), "local_scale": (0.05, 0.14)})
 BALANCED = dict(balance="source")
-WEAK_INTENSITY = dict(augment={"intensity_p": 0.4, "intensity_scale": (0.9, 1.1), "intensity_shift": (-0.05, 0.05),
-                               "gamma": (0.85, 1.2), "window_p": 0.0})
+WEAK_INTENSITY = dict(
+    augment={
+        "intensity_p": 0.4,
+        "intensity_scale": (0.9, 1.1),
+        "intensity_shift": (-0.05, 0.05),
+        "gamma": (0.85, 1.2),
+        "window_p": 0.0,
+    }
+)
 
 #: name -> PretrainConfig overrides of the cpu profile. Names say what changed.
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -72,7 +79,9 @@ def pretrain_variant(name: str, overrides: dict[str, Any], runs: Path, data_dir:
     return folder
 
 
-def table_row(name: str, overrides: dict[str, Any], folder: Path, scores: dict[str, float], threads: int) -> dict[str, Any]:
+def table_row(
+    name: str, overrides: dict[str, Any], folder: Path, scores: dict[str, float], threads: int
+) -> dict[str, Any]:
     state = load_checkpoint(folder / "checkpoint.pt")
     last = state["history"][-1] if state["history"] else {}
     config = PretrainConfig(**state["config"])
@@ -107,10 +116,20 @@ def markdown_table(path: Path = TABLE) -> str:
     """The search table as Markdown: the main validation figures per variant, best score in bold."""
     rows = list(csv.DictReader(path.open()))
     best = max(float(r["score"]) for r in rows)
-    columns = ("cpu_minutes", "pneumonia_knn_auc", "pneumonia_linear_auc", "pneumonia_10shot_auc",
-               "mednist_1shot_acc", "mednist_fewshot_acc", "cluster_class_nmi", "score")
-    lines = ["| variant | changed | " + " | ".join(c.replace("_", " ") for c in columns) + " |",
-             "|---|---|" + "---:|" * len(columns)]
+    columns = (
+        "cpu_minutes",
+        "pneumonia_knn_auc",
+        "pneumonia_linear_auc",
+        "pneumonia_10shot_auc",
+        "mednist_1shot_acc",
+        "mednist_fewshot_acc",
+        "cluster_class_nmi",
+        "score",
+    )
+    lines = [
+        "| variant | changed | " + " | ".join(c.replace("_", " ") for c in columns) + " |",
+        "|---|---|" + "---:|" * len(columns),
+    ]
     for r in rows:
         cells = [f"**{r[c]}**" if c == "score" and float(r[c]) == best else r[c] for c in columns]
         lines.append(f"| {r['variant']} | `{r['overrides']}` | " + " | ".join(cells) + " |")

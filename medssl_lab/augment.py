@@ -30,8 +30,8 @@ With ``generator=None`` torch's global RNG of the images' device is used.
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, fields
 
 import torch
@@ -133,7 +133,9 @@ def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Gener
     return torch.Generator(device=device).manual_seed(int(seed))
 
 
-def _rand(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device, normal: bool = False) -> Tensor:
+def _rand(
+    shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device, normal: bool = False
+) -> Tensor:
     """Uniform [0,1) (or standard normal) numbers drawn on the generator's device, moved to ``device``."""
     gdev = generator.device if generator is not None else device
     fn = torch.randn if normal else torch.rand
@@ -339,9 +341,13 @@ class MultiCropConfig:
 
     def __post_init__(self) -> None:
         if self.n_global < 1 or self.n_local < 0:
-            raise ValueError(f"need n_global >= 1 and n_local >= 0, got n_global={self.n_global}, n_local={self.n_local}")
+            raise ValueError(
+                f"need n_global >= 1 and n_local >= 0, got n_global={self.n_global}, n_local={self.n_local}"
+            )
         if self.global_size < 1 or self.local_size < 1:
-            raise ValueError(f"view sizes must be >= 1 px, got global_size={self.global_size}, local_size={self.local_size}")
+            raise ValueError(
+                f"view sizes must be >= 1 px, got global_size={self.global_size}, local_size={self.local_size}"
+            )
         for name in ("global_scale", "local_scale"):
             _check_range(name, getattr(self, name), low=1e-6, high=1.0)
         for name in ("aspect_ratio", "scale_jitter", "intensity_scale", "gamma"):
@@ -367,9 +373,19 @@ class MultiCropConfig:
     def identity(cls, size: int, n_global: int = 1, n_local: int = 0) -> MultiCropConfig:
         """No crop, rotation, flip or intensity change: views are the resized input (for tests, demos)."""
         return cls(
-            n_global=n_global, global_size=size, global_scale=(1.0, 1.0), n_local=n_local, local_size=size,
-            local_scale=(1.0, 1.0), aspect_ratio=(1.0, 1.0), max_rotation_deg=0.0, scale_jitter=(1.0, 1.0),
-            intensity_p=0.0, window_p=0.0, noise_p=0.0, blur_p=0.0,
+            n_global=n_global,
+            global_size=size,
+            global_scale=(1.0, 1.0),
+            n_local=n_local,
+            local_size=size,
+            local_scale=(1.0, 1.0),
+            aspect_ratio=(1.0, 1.0),
+            max_rotation_deg=0.0,
+            scale_jitter=(1.0, 1.0),
+            intensity_p=0.0,
+            window_p=0.0,
+            noise_p=0.0,
+            blur_p=0.0,
         )
 
     def to_dict(self) -> dict:
@@ -487,7 +503,13 @@ class MultiCropAugment:
 
 #: Perturbation kinds of the robustness experiment (notebook 05, `medssl-lab reproduce`), in table order.
 PERTURBATIONS: tuple[str, ...] = (
-    "intensity_scale", "intensity_shift", "gamma", "gaussian_noise", "blur", "rotation", "scaling",
+    "intensity_scale",
+    "intensity_shift",
+    "gamma",
+    "gaussian_noise",
+    "blur",
+    "rotation",
+    "scaling",
 )
 
 #: Default graded severities per kind; units: gain, offset in [0,1] units, gamma exponent,
@@ -504,8 +526,13 @@ PERTURBATION_LEVELS: dict[str, list[float]] = {
 
 #: Severity at which each kind leaves the image unchanged.
 PERTURBATION_IDENTITY: dict[str, float] = {
-    "intensity_scale": 1.0, "intensity_shift": 0.0, "gamma": 1.0, "gaussian_noise": 0.0,
-    "blur": 0.0, "rotation": 0.0, "scaling": 1.0,
+    "intensity_scale": 1.0,
+    "intensity_shift": 0.0,
+    "gamma": 1.0,
+    "gaussian_noise": 0.0,
+    "blur": 0.0,
+    "rotation": 0.0,
+    "scaling": 1.0,
 }
 
 

@@ -15,7 +15,9 @@ def check_choices(owner: str, values: Mapping[str, Any], allowed: Mapping[str, I
             raise ValueError(f"{owner}.{name}={values[name]!r}; choose one of {options}")
 
 
-def check_whole(owner: str, values: Mapping[str, Any], minimum: Mapping[str, int], optional: Iterable[str] = ()) -> None:
+def check_whole(
+    owner: str, values: Mapping[str, Any], minimum: Mapping[str, int], optional: Iterable[str] = ()
+) -> None:
     """Each ``values[name]`` must be an int (not a bool) >= ``minimum[name]``; names in ``optional`` may be None."""
     optional = set(optional)
     for name, low in minimum.items():
@@ -26,8 +28,9 @@ def check_whole(owner: str, values: Mapping[str, Any], minimum: Mapping[str, int
             raise ValueError(f"{owner}.{name}={value!r}; it must be a whole number >= {low}")
 
 
-def check_numbers(owner: str, values: Mapping[str, Any], ranges: Mapping[str, tuple[float, float]],
-                  open_low: Iterable[str] = ()) -> None:
+def check_numbers(
+    owner: str, values: Mapping[str, Any], ranges: Mapping[str, tuple[float, float]], open_low: Iterable[str] = ()
+) -> None:
     """Each ``values[name]`` must be a finite number in ``ranges[name]`` (above the low end for ``open_low``)."""
     open_low = set(open_low)
     for name, (low, high) in ranges.items():

@@ -24,15 +24,23 @@ def load_pool(data_dir: str | None, size: int, synthetic: bool = False) -> tuple
     print("WARNING: SYNTHETIC phantoms (not medical data), as --synthetic asked.", file=sys.stderr)
     ph = make_phantoms(512, size, seed=0)
     n = len(ph.images)
-    return ImageSet(ph.images, ph.labels, ph.class_names, "multi-class", np.full(n, "CT (synthetic)", object),
-                    np.full(n, "phantoms", object)), False
+    return ImageSet(
+        ph.images,
+        ph.labels,
+        ph.class_names,
+        "multi-class",
+        np.full(n, "CT (synthetic)", object),
+        np.full(n, "phantoms", object),
+    ), False
 
 
 def cmd_data(args: argparse.Namespace) -> int:
     from medssl_lab.viz import plot_pool_overview
 
     pool, real = load_pool(args.data_dir, args.size, args.synthetic)
-    print(f"Pretraining pool: {len(pool)} images at {args.size}x{args.size} px, {pool.images.nbytes / 1e6:.1f} MB as uint8")
+    print(
+        f"Pretraining pool: {len(pool)} images at {args.size}x{args.size} px, {pool.images.nbytes / 1e6:.1f} MB as uint8"
+    )
     print(f"{'source':<16}{'modality':<16}{'images':>8}")
     for source, modality, count in pool_summary(pool):
         print(f"{source:<16}{modality:<16}{count:>8}")
@@ -47,9 +55,19 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from medssl_lab.pretrain import PretrainConfig, pretrain, setup_distributed
 
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("max_steps", args.max_steps), ("batch_size", args.batch_size),
-                                   ("method", args.method), ("device", args.device), ("seed", args.seed),
-                                   ("backbone", args.backbone)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (
+            ("epochs", args.epochs),
+            ("max_steps", args.max_steps),
+            ("batch_size", args.batch_size),
+            ("method", args.method),
+            ("device", args.device),
+            ("seed", args.seed),
+            ("backbone", args.backbone),
+        )
+        if v is not None
+    }
     config = PretrainConfig.for_profile(args.profile, **overrides)
     resolve_device(config.device)  # a wrong device fails here, before the data is loaded
     rank = setup_distributed(config.device)
@@ -57,9 +75,11 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     trainer = pretrain(config, pool, args.out, resume=not args.restart, progress=rank == 0)
     if rank == 0:
         last = trainer.history.rows[-1] if trainer.history.rows else {}
-        print(f"{'real pool' if real else 'SYNTHETIC phantoms'}: {len(trainer.pool)} images; {trainer.step} steps; "
-              f"loss {last.get('loss_avg', float('nan')):.3f} (ln K = {math.log(config.n_prototypes):.3f}); "
-              f"prototype usage {last.get('prototype_usage', float('nan')):.2f}")
+        print(
+            f"{'real pool' if real else 'SYNTHETIC phantoms'}: {len(trainer.pool)} images; {trainer.step} steps; "
+            f"loss {last.get('loss_avg', float('nan')):.3f} (ln K = {math.log(config.n_prototypes):.3f}); "
+            f"prototype usage {last.get('prototype_usage', float('nan')):.2f}"
+        )
         print(f"checkpoint: {Path(args.out) / 'checkpoint.pt'}")
     return 0
 
@@ -95,7 +115,9 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
     from medssl_lab.notebooks import run_notebooks
 
     try:
-        runs = run_notebooks(args.out, args.profile, args.data_dir, args.device, args.seed, args.notebooks_dir, args.only)
+        runs = run_notebooks(
+            args.out, args.profile, args.data_dir, args.device, args.seed, args.notebooks_dir, args.only
+        )
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -107,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medssl-lab", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     data = sub.add_parser("data", help="find the data and show what the pretraining pool holds")
-    data.add_argument("--data-dir", default=None, help="folder with pneumoniamnist.npz and MedNIST.tar.gz (else $MEDSSL_DATA_DIR)")
+    data.add_argument(
+        "--data-dir", default=None, help="folder with pneumoniamnist.npz and MedNIST.tar.gz (else $MEDSSL_DATA_DIR)"
+    )
     data.add_argument("--size", type=int, default=32, help="pool image size in pixels")
     data.add_argument("--out", default="outputs", help="folder for the overview plot")
     data.add_argument("--synthetic", action="store_true", help="show synthetic phantoms instead (offline demo)")
@@ -125,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--device")
     pre.add_argument("--seed", type=int)
     pre.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
-    pre.add_argument("--synthetic", action="store_true", help="pretrain on synthetic phantoms (offline demo, not medical data)")
+    pre.add_argument(
+        "--synthetic", action="store_true", help="pretrain on synthetic phantoms (offline demo, not medical data)"
+    )
     pre.set_defaults(func=cmd_pretrain)
 
     rep = sub.add_parser("reproduce", help="the paper in miniature: pretrain, then scratch/linear/finetune/hybrid arms")
@@ -136,11 +162,17 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seeds", type=int, nargs="+", help="downstream seeds (default: 0 1 2; smoke: 0)")
     rep.set_defaults(func=cmd_reproduce)
 
-    bench = sub.add_parser("benchmark", help="frozen-feature benchmark of a checkpoint beside random init and raw pixels")
+    bench = sub.add_parser(
+        "benchmark", help="frozen-feature benchmark of a checkpoint beside random init and raw pixels"
+    )
     bench.add_argument("checkpoint", help="checkpoint.pt or its run folder")
     bench.add_argument("--data-dir", default=None)
-    bench.add_argument("--split", choices=("val", "test"), default="val",
-                       help="val to choose recipes on; test only for the final report")
+    bench.add_argument(
+        "--split",
+        choices=("val", "test"),
+        default="val",
+        help="val to choose recipes on; test only for the final report",
+    )
     bench.add_argument("--device", default=None)
     bench.add_argument("--out", default=None, help="also write the table to this Markdown file")
     bench.set_defaults(func=cmd_benchmark)

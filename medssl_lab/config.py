@@ -31,8 +31,10 @@ def data_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
         if candidate:
             folder = Path(candidate).expanduser()
             if not folder.is_dir():
-                raise DataError(f"{how} {folder} does not exist (or is not a folder). Check the path; to download the "
-                                f"data into a new folder, create it first.")
+                raise DataError(
+                    f"{how} {folder} does not exist (or is not a folder). Check the path; to download the "
+                    f"data into a new folder, create it first."
+                )
             dirs.append(folder)
     dirs.append(default_cache_dir())
     unique: list[Path] = []
@@ -73,7 +75,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         try:
             dev = torch.device(device)
         except RuntimeError as exc:
-            raise ValueError(f"device {device!r} is not a device name ({exc}); use 'auto', 'cpu', 'cuda' or 'mps'") from exc
+            raise ValueError(
+                f"device {device!r} is not a device name ({exc}); use 'auto', 'cpu', 'cuda' or 'mps'"
+            ) from exc
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"device {device!r} requested but CUDA is not available; use device='auto' or 'cpu'")
         if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):

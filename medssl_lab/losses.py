@@ -211,9 +211,7 @@ class SwAVLoss(nn.Module):
             queued = None if queue_scores is None else queue_scores[j]
             if queued is not None:
                 s = torch.cat([queued.detach().float().to(s.device), s], dim=0)
-            q = sinkhorn(
-                s, self.epsilon, self.sinkhorn_iterations, distributed=self.distributed
-            )[-batch:]
+            q = sinkhorn(s, self.epsilon, self.sinkhorn_iterations, distributed=self.distributed)[-batch:]
             codes_all.append(q)
             sub = sum(-(q * log_p[v]).sum(dim=1).mean() for v in range(len(views)) if v != i)
             total = total + sub / (len(views) - 1)
@@ -340,7 +338,9 @@ class _GatherWithGrad(torch.autograd.Function):
     """All-gather along dim 0 whose backward sums every process's gradient of the local part."""
 
     @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, group: dist.ProcessGroup | None) -> torch.Tensor:
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, group: dist.ProcessGroup | None
+    ) -> torch.Tensor:
         ctx.group = group
         ctx.rank = dist.get_rank(group)
         ctx.n = x.shape[0]
@@ -384,7 +384,9 @@ class NTXentLoss(nn.Module):
     def forward(self, z0: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
         """Loss of two ``(N, D)`` batches of embeddings of the same images (row i pairs row i)."""
         if z0.ndim != 2 or z0.shape != z1.shape:
-            raise ValueError(f"NTXentLoss needs two (N, D) tensors of equal shape, got {tuple(z0.shape)} and {tuple(z1.shape)}.")
+            raise ValueError(
+                f"NTXentLoss needs two (N, D) tensors of equal shape, got {tuple(z0.shape)} and {tuple(z1.shape)}."
+            )
         n = z0.shape[0]
         z0 = F.normalize(z0.float(), dim=1)
         z1 = F.normalize(z1.float(), dim=1)

@@ -79,9 +79,7 @@ BACKBONES: tuple[str, ...] = tuple(_SPECS)
 
 
 @torch.no_grad()
-def infer_feat_dim(
-    backbone: nn.Module, image_size: int | Sequence[int] = 32, in_channels: int = 1
-) -> int:
+def infer_feat_dim(backbone: nn.Module, image_size: int | Sequence[int] = 32, in_channels: int = 1) -> int:
     """Find a backbone's feature dimension with one dummy forward pass.
 
     The module is run in eval mode on two blank images on its own device and put back
@@ -267,9 +265,7 @@ class SwAVModel(nn.Module):
         """L2-normalise the prototypes; call after each optimizer step."""
         self.prototypes.normalize_()
 
-    def forward(
-        self, views: torch.Tensor | Sequence[torch.Tensor]
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def forward(self, views: torch.Tensor | Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Embed a list of views and score them against the prototypes.
 
         Args:

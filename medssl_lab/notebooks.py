@@ -63,7 +63,7 @@ class _PeakMemory:
             self.peak = max(self.peak, total)
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "_PeakMemory":
+    def __enter__(self) -> _PeakMemory:
         self._thread.start()
         return self
 
@@ -98,13 +98,23 @@ def run_notebooks(
         start = time.perf_counter()
         with _PeakMemory() as memory:
             try:
-                pm.execute_notebook(str(path), str(out / path.name), parameters=params, cwd=str(path.parent),
-                                    kernel_name="python3", progress_bar=False, execution_timeout=timeout_s)
+                pm.execute_notebook(
+                    str(path),
+                    str(out / path.name),
+                    parameters=params,
+                    cwd=str(path.parent),
+                    kernel_name="python3",
+                    progress_bar=False,
+                    execution_timeout=timeout_s,
+                )
                 status, error = "ok", ""
             except Exception as exc:  # papermill raises PapermillExecutionError and friends
                 status, error = "failed", str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
         runs.append(NotebookRun(path.name, status, time.perf_counter() - start, memory.peak / 2**20, error))
-        print(f"{path.name:<28} {status:<7} {runs[-1].seconds:7.1f} s  peak {runs[-1].peak_rss_mb:6.0f} MB  {error}", flush=True)
+        print(
+            f"{path.name:<28} {status:<7} {runs[-1].seconds:7.1f} s  peak {runs[-1].peak_rss_mb:6.0f} MB  {error}",
+            flush=True,
+        )
         if status != "ok":
             break
     _write_summary(out, runs, params)
@@ -118,5 +128,9 @@ def _write_summary(out: Path, runs: list[NotebookRun], params: dict) -> None:
     (out / "summary.json").write_text(json.dumps({"parameters": params, "runs": [asdict(r) for r in runs]}, indent=1))
     lines = ["| notebook | status | time (s) | kernel peak memory (MB) |", "|---|---|---:|---:|"]
     lines += [f"| {r.name} | {r.status} | {r.seconds:.0f} | {r.peak_rss_mb:.0f} |" for r in runs]
-    lines.append(f"| total | | {sum(r.seconds for r in runs):.0f} | {max((r.peak_rss_mb for r in runs), default=0):.0f} |")
-    (out / "summary.md").write_text(f"Profile `{params['profile']}`, device `{params['device']}`.\n\n" + "\n".join(lines) + "\n")
+    lines.append(
+        f"| total | | {sum(r.seconds for r in runs):.0f} | {max((r.peak_rss_mb for r in runs), default=0):.0f} |"
+    )
+    (out / "summary.md").write_text(
+        f"Profile `{params['profile']}`, device `{params['device']}`.\n\n" + "\n".join(lines) + "\n"
+    )

@@ -17,14 +17,40 @@ PROFILES: tuple[str, ...] = ("smoke", "cpu", "cpu_long", "gpu")
 
 #: PretrainConfig fields that differ from its defaults (the cpu recipe), views included.
 PRETRAIN: dict[str, dict[str, Any]] = {
-    "smoke": dict(image_size=32, pool_limit=512, epochs=1, batch_size=64, global_size=16, local_size=8,
-                  n_local=2, n_prototypes=16, hidden_dim=64, proj_dim=32, freeze_prototypes_steps=0,
-                  log_every=2, checkpoint_every=4),
+    "smoke": dict(
+        image_size=32,
+        pool_limit=512,
+        epochs=1,
+        batch_size=64,
+        global_size=16,
+        local_size=8,
+        n_local=2,
+        n_prototypes=16,
+        hidden_dim=64,
+        proj_dim=32,
+        freeze_prototypes_steps=0,
+        log_every=2,
+        checkpoint_every=4,
+    ),
     "cpu": dict(),
     "cpu_long": dict(epochs=8),
-    "gpu": dict(backbone="resnet18", image_size=64, epochs=30, batch_size=512, global_size=64, local_size=32,
-                n_local=6, n_prototypes=300, hidden_dim=2048, proj_dim=128, queue_length=3840,
-                queue_start_epoch=5, freeze_prototypes_steps=300, lr=1e-3, checkpoint_every=1000),
+    "gpu": dict(
+        backbone="resnet18",
+        image_size=64,
+        epochs=30,
+        batch_size=512,
+        global_size=64,
+        local_size=32,
+        n_local=6,
+        n_prototypes=300,
+        hidden_dim=2048,
+        proj_dim=128,
+        queue_length=3840,
+        queue_start_epoch=5,
+        freeze_prototypes_steps=300,
+        lr=1e-3,
+        checkpoint_every=1000,
+    ),
 }
 
 #: TrainConfig fields of downstream training, the same for every arm of a comparison.

@@ -62,7 +62,9 @@ class ReproduceConfig:
             raise ValueError("ReproduceConfig.seeds is empty; give at least one seed, e.g. (0, 1, 2)")
         unknown = set(self.tasks) - set(TASK_FRACTIONS)
         if unknown:
-            raise ValueError(f"ReproduceConfig.tasks has unknown tasks {sorted(unknown)}; choose from {tuple(TASK_FRACTIONS)}")
+            raise ValueError(
+                f"ReproduceConfig.tasks has unknown tasks {sorted(unknown)}; choose from {tuple(TASK_FRACTIONS)}"
+            )
         for task, fractions in self.tasks.items():
             if not fractions or not all(0 < f <= 1 for f in fractions):
                 raise ValueError(f"ReproduceConfig.tasks[{task!r}] = {fractions}; label fractions must lie in (0, 1]")
@@ -74,14 +76,23 @@ class ReproduceConfig:
     @classmethod
     def for_profile(cls, profile: str, **overrides: Any) -> ReproduceConfig:
         """The protocol, downstream sizes and validation limit of ``profile``, with ``overrides`` on top."""
-        preset = {**profile_settings(PROTOCOL, profile), **profile_settings(DOWNSTREAM, profile),
-                  "val_limit": VAL_LIMIT[profile]}
+        preset = {
+            **profile_settings(PROTOCOL, profile),
+            **profile_settings(DOWNSTREAM, profile),
+            "val_limit": VAL_LIMIT[profile],
+        }
         return cls(profile=profile, **{**preset, **overrides})
 
     def train_config(self) -> TrainConfig:
         """The downstream knobs every run of the protocol shares."""
-        return TrainConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr, eval_every=self.eval_every,
-                           dense_eval=self.dense_eval, device=self.device)
+        return TrainConfig(
+            steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            eval_every=self.eval_every,
+            dense_eval=self.dense_eval,
+            device=self.device,
+        )
 
 
 def downstream_data(task: str, data_dir: str | os.PathLike | None) -> tuple[ImageSet, ImageSet, ImageSet]:
@@ -97,8 +108,12 @@ def _run_name(task: str, fraction: float, arm: str, seed: int) -> str:
     return f"{task}_{fraction:g}_{arm}_seed{seed}.json"
 
 
-def run_protocol(config: ReproduceConfig, out_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None,
-                 progress: bool = True) -> Path:
+def run_protocol(
+    config: ReproduceConfig,
+    out_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> Path:
     """Pretrain (or resume), run every (task, fraction, seed, arm), then write results.csv, summary.md and plots."""
     out = Path(out_dir)
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -120,27 +135,66 @@ def run_protocol(config: ReproduceConfig, out_dir: str | os.PathLike, data_dir: 
                 for arm in config.arms:
                     path = out / "runs" / _run_name(task, fraction, arm, seed)
                     if not path.exists():
-                        record = _run_arm(arm, labelled, val, test, encoder, pool, train_cfg, seed,
-                                          robustness=(task, fraction) == (config.robustness_task,
-                                                                          config.robustness_fraction),
-                                          task=task, fraction=fraction)
+                        record = _run_arm(
+                            arm,
+                            labelled,
+                            val,
+                            test,
+                            encoder,
+                            pool,
+                            train_cfg,
+                            seed,
+                            robustness=(task, fraction) == (config.robustness_task, config.robustness_fraction),
+                            task=task,
+                            fraction=fraction,
+                        )
                         _write_json(path, record)
                         if progress:
-                            print(f"{task:<15} {fraction:<6g} {arm:<9} seed {seed}: test AUC {record['test_auc']:.3f} "
-                                  f"({record['seconds']:.0f} s)", flush=True)
-    return write_reports(out, {"pretrain_seconds": pretrain_s, "profile": config.profile,
-                               "data": describe_provenance(provenance), "package": provenance["package"]})
+                            print(
+                                f"{task:<15} {fraction:<6g} {arm:<9} seed {seed}: test AUC {record['test_auc']:.3f} "
+                                f"({record['seconds']:.0f} s)",
+                                flush=True,
+                            )
+    return write_reports(
+        out,
+        {
+            "pretrain_seconds": pretrain_s,
+            "profile": config.profile,
+            "data": describe_provenance(provenance),
+            "package": provenance["package"],
+        },
+    )
 
 
-def _run_arm(arm: str, labelled: ImageSet, val: ImageSet, test: ImageSet, encoder: Pretrained, pool: ImageSet,
-             train_cfg: TrainConfig, seed: int, robustness: bool, task: str, fraction: float) -> dict[str, Any]:
+def _run_arm(
+    arm: str,
+    labelled: ImageSet,
+    val: ImageSet,
+    test: ImageSet,
+    encoder: Pretrained,
+    pool: ImageSet,
+    train_cfg: TrainConfig,
+    seed: int,
+    robustness: bool,
+    task: str,
+    fraction: float,
+) -> dict[str, Any]:
     """One run's record: its summary and curve, and the robustness rows when the protocol asks for them."""
-    result = train_classifier(arm, labelled, val, test, pretrained=encoder, pool=pool if arm == "hybrid" else None,
-                              config=train_cfg, seed=seed)
+    result = train_classifier(
+        arm,
+        labelled,
+        val,
+        test,
+        pretrained=encoder,
+        pool=pool if arm == "hybrid" else None,
+        config=train_cfg,
+        seed=seed,
+    )
     record = result.record(task=task, fraction=fraction)
     if robustness:
-        record["robustness"] = robustness_curve(result.model, test, image_size=result.config.image_size,
-                                                device=train_cfg.device, seed=seed)
+        record["robustness"] = robustness_curve(
+            result.model, test, image_size=result.config.image_size, device=train_cfg.device, seed=seed
+        )
     return record
 
 
@@ -151,16 +205,21 @@ def _check_settings(out: Path, train_cfg: TrainConfig, config: ReproduceConfig, 
     Seeds, tasks and arms may change between invocations (runs are per seed, task and arm).
     """
     settings = {k: v for k, v in train_cfg.to_dict().items() if k not in ("device", "seed", "progress")}
-    settings.update(val_limit=config.val_limit, robustness=[config.robustness_task, config.robustness_fraction],
-                    pool={k: v for k, v in provenance.items() if k != "package"})
+    settings.update(
+        val_limit=config.val_limit,
+        robustness=[config.robustness_task, config.robustness_fraction],
+        pool={k: v for k, v in provenance.items() if k != "package"},
+    )
     settings = json.loads(json.dumps(settings, default=float))  # tuples -> lists, as read back
     path = out / "settings.json"
     if path.exists():
         saved = json.loads(path.read_text())
         changed = sorted(k for k in settings.keys() | saved.keys() if settings.get(k) != saved.get(k))
         if changed:
-            raise TrainingError(f"{out}: its runs were made with other settings ({', '.join(changed)} differ); "
-                                f"pass another --out, or delete {out / 'runs'} and {path} to start over.")
+            raise TrainingError(
+                f"{out}: its runs were made with other settings ({', '.join(changed)} differ); "
+                f"pass another --out, or delete {out / 'runs'} and {path} to start over."
+            )
     else:
         _write_json(path, settings)
 
@@ -175,8 +234,20 @@ def load_records(out_dir: str | os.PathLike) -> list[dict]:
     return add_convergence([json.loads(p.read_text()) for p in sorted((Path(out_dir) / "runs").glob("*.json"))])
 
 
-RESULT_COLUMNS = ("task", "fraction", "arm", "seed", "n_train", "test_auc", "test_acc", "best_val_auc", "best_step",
-                  "steps_to_target", "step_reduction_pct", "seconds")
+RESULT_COLUMNS = (
+    "task",
+    "fraction",
+    "arm",
+    "seed",
+    "n_train",
+    "test_auc",
+    "test_acc",
+    "best_val_auc",
+    "best_step",
+    "steps_to_target",
+    "step_reduction_pct",
+    "seconds",
+)
 
 
 def write_reports(out_dir: str | os.PathLike, meta: dict | None = None) -> Path:
@@ -196,18 +267,23 @@ def write_reports(out_dir: str | os.PathLike, meta: dict | None = None) -> Path:
         writer.writerow(["task", "fraction", "arm", "seed", "step", "val_auc"])
         for r in records:
             writer.writerows([r["task"], r["fraction"], r["arm"], r["seed"], s, a] for s, a in r["curve"])
-    robust = [{"task": r["task"], "fraction": r["fraction"], "arm": r["arm"], "seed": r["seed"], **row}
-              for r in records for row in r.get("robustness", [])]
+    robust = [
+        {"task": r["task"], "fraction": r["fraction"], "arm": r["arm"], "seed": r["seed"], **row}
+        for r in records
+        for row in r.get("robustness", [])
+    ]
     with open(out / "robustness.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["task", "fraction", "arm", "seed", "kind", "severity", "auc", "acc", "drop"])
+        writer = csv.DictWriter(
+            handle, fieldnames=["task", "fraction", "arm", "seed", "kind", "severity", "auc", "acc", "drop"]
+        )
         writer.writeheader()
         writer.writerows(robust)
     (out / "summary.md").write_text(summary_markdown(records, robust, meta or {}))
-    for name, fig in (("label_efficiency.png", plot_label_efficiency(records)),
-                      ("convergence.png", plot_convergence(records)),
-                      ("robustness.png", plot_robustness(robust))):
+    for name, fig in (
+        ("label_efficiency.png", plot_label_efficiency(records)),
+        ("convergence.png", plot_convergence(records)),
+        ("robustness.png", plot_robustness(robust)),
+    ):
         fig.savefig(out / name, dpi=110, bbox_inches="tight")
         plt.close(fig)
     return out / "summary.md"
-
-

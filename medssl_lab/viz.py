@@ -27,7 +27,6 @@ from medssl_lab.data.intensity import apply_window
 from medssl_lab.evaluation.clusters import as_numpy, encode_labels, label_vector
 
 
-
 def _as_image_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
     """One ``(H, W)`` image (uint8 or float in [0, 1]) as a ``(1, H, W)`` tensor, or a clear error."""
     t = torch.as_tensor(np.asarray(image)) if not isinstance(image, torch.Tensor) else image.detach().cpu()
@@ -182,9 +181,19 @@ def plot_label_efficiency(records: Sequence[Mapping]) -> Figure:
     for ax, task in zip(axes[0], tasks):
         for arm in arms:
             fractions = sorted({r["fraction"] for r in records if r["task"] == task and r["arm"] == arm})
-            aucs = [[r["test_auc"] for r in records if (r["task"], r["arm"], r["fraction"]) == (task, arm, f)] for f in fractions]
-            ax.errorbar(fractions, [np.mean(a) for a in aucs], yerr=[np.std(a) for a in aucs], marker="o", capsize=3,
-                        label=arm, color=colors[arm])
+            aucs = [
+                [r["test_auc"] for r in records if (r["task"], r["arm"], r["fraction"]) == (task, arm, f)]
+                for f in fractions
+            ]
+            ax.errorbar(
+                fractions,
+                [np.mean(a) for a in aucs],
+                yerr=[np.std(a) for a in aucs],
+                marker="o",
+                capsize=3,
+                label=arm,
+                color=colors[arm],
+            )
         ax.set_xscale("log")
         ax.set_xlabel("fraction of training labels")
         ax.set_ylabel("test AUC")
@@ -211,15 +220,18 @@ def plot_convergence(records: Sequence[Mapping]) -> Figure:
             steps = [c[0] for c in curves[0][:n]]
             mean = np.nanmean([[c[1] for c in curve[:n]] for curve in curves], axis=0)
             ax.plot(steps, mean, label=arm, color=colors[arm])
-        scratch = [max(a for _, a in r["curve"]) for r in records
-                   if (r["task"], r["fraction"], r["arm"]) == (task, fraction, "scratch")]
+        scratch = [
+            max(a for _, a in r["curve"])
+            for r in records
+            if (r["task"], r["fraction"], r["arm"]) == (task, fraction, "scratch")
+        ]
         if scratch:
             ax.axhline(0.95 * float(np.mean(scratch)), ls="--", lw=0.8, color="k", label="95 % of scratch best")
         ax.set_title(f"{task}, {fraction:g} of labels", fontsize=9)
         ax.set_xlabel("training step")
         ax.set_ylabel("validation AUC")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(keys):]:
+    for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     return fig
@@ -236,8 +248,10 @@ def plot_robustness(rows: Sequence[Mapping]) -> Figure:
     for ax, kind in zip(axes.flat, kinds):
         for arm in arms:
             severities = sorted({r["severity"] for r in rows if r["kind"] == kind and r["arm"] == arm})
-            aucs = [np.mean([r["auc"] for r in rows if (r["kind"], r["arm"], r["severity"]) == (kind, arm, s)])
-                    for s in severities]
+            aucs = [
+                np.mean([r["auc"] for r in rows if (r["kind"], r["arm"], r["severity"]) == (kind, arm, s)])
+                for s in severities
+            ]
             ax.plot(severities, aucs, marker="o", color=colors[arm], label=arm)
             clean = [r["auc"] for r in rows if r["kind"] == "clean" and r["arm"] == arm]
             if clean:
@@ -246,14 +260,16 @@ def plot_robustness(rows: Sequence[Mapping]) -> Figure:
         ax.set_xlabel("severity")
         ax.set_ylabel("test AUC")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(kinds):]:
+    for ax in list(axes.flat)[len(kinds) :]:
         ax.axis("off")
     if kinds:
         axes.flat[0].legend(fontsize=7)
     return fig
 
 
-def plot_pretrain_history(rows: Sequence[Mapping], n_prototypes: int, method: str = "swav", total_steps: int | None = None) -> Figure:
+def plot_pretrain_history(
+    rows: Sequence[Mapping], n_prototypes: int, method: str = "swav", total_steps: int | None = None
+) -> Figure:
     """Pretraining loss (against ln K for SwAV) and the fraction of prototypes in use, per logged step."""
     steps = [r["step"] for r in rows]
     fig, (ax_loss, ax_use) = plt.subplots(1, 2, figsize=(9, 3))
@@ -290,8 +306,9 @@ class LiveHistoryPlot:
         """Draw the trainer's history now (also for a run that was only loaded)."""
         from IPython.display import display
 
-        fig = plot_pretrain_history(trainer.history.rows, trainer.config.n_prototypes, trainer.config.method,
-                                    trainer.total_steps)
+        fig = plot_pretrain_history(
+            trainer.history.rows, trainer.config.n_prototypes, trainer.config.method, trainer.total_steps
+        )
         plt.close(fig)  # shown through the display handle only
         if self._handle is None:
             self._handle = display(fig, display_id=True)
@@ -329,12 +346,26 @@ def plot_compute_curve(
     for ax, name in zip(axes[0], figures):
         for label in series:
             color, marker, line = styles[label]
-            order = sorted((p for p in points if p.get("series", "pretrained") == label), key=lambda p: p["cpu_minutes"])
-            ax.plot([p["cpu_minutes"] for p in order], [p[name] for p in order], marker=marker, ls=line, color=color,
-                    label=label)
+            order = sorted(
+                (p for p in points if p.get("series", "pretrained") == label), key=lambda p: p["cpu_minutes"]
+            )
+            ax.plot(
+                [p["cpu_minutes"] for p in order],
+                [p[name] for p in order],
+                marker=marker,
+                ls=line,
+                color=color,
+                label=label,
+            )
             for point in order:
-                ax.annotate(str(point["label"]), (point["cpu_minutes"], point[name]), fontsize=6,
-                            textcoords="offset points", xytext=(3, -8), color=color)
+                ax.annotate(
+                    str(point["label"]),
+                    (point["cpu_minutes"], point[name]),
+                    fontsize=6,
+                    textcoords="offset points",
+                    xytext=(3, -8),
+                    color=color,
+                )
         for (base, values), style in zip(baselines.items(), ("--", ":")):
             ax.axhline(values[name], ls=style, color="tab:gray", lw=1, label=base)
         ax.set_title(name.replace("_", " "), fontsize=9)
@@ -342,13 +373,21 @@ def plot_compute_curve(
         ax = axes[0][-1]
         for i, fraction in enumerate(sorted({g["fraction"] for g in gains})):
             for label in series:
-                rows = sorted((g for g in gains if g["fraction"] == fraction and g.get("series", "pretrained") == label),
-                              key=lambda g: g["cpu_minutes"])
+                rows = sorted(
+                    (g for g in gains if g["fraction"] == fraction and g.get("series", "pretrained") == label),
+                    key=lambda g: g["cpu_minutes"],
+                )
                 if rows:
-                    ax.errorbar([g["cpu_minutes"] for g in rows], [100 * g["gain_test_auc"] for g in rows],
-                                yerr=[100 * g["gain_test_auc_std"] for g in rows], marker=styles[label][1], capsize=3,
-                                ls=styles[label][2], color=f"C{i + 1}",
-                                label=f"{fraction:g} of labels" + (f" ({label})" if len(series) > 1 else ""))
+                    ax.errorbar(
+                        [g["cpu_minutes"] for g in rows],
+                        [100 * g["gain_test_auc"] for g in rows],
+                        yerr=[100 * g["gain_test_auc_std"] for g in rows],
+                        marker=styles[label][1],
+                        capsize=3,
+                        ls=styles[label][2],
+                        color=f"C{i + 1}",
+                        label=f"{fraction:g} of labels" + (f" ({label})" if len(series) > 1 else ""),
+                    )
         ax.axhline(0.0, color="k", lw=0.8)
         ax.axhline(3.0, ls="--", color="tab:red", lw=1, label="paper: +3 to +7")
         ax.set_ylim(top=max(ax.get_ylim()[1], 3.5))
@@ -361,8 +400,12 @@ def plot_compute_curve(
         ax.set_xlabel("pretraining CPU-minutes")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6, loc="lower right")
-    fig.suptitle("More pretraining, better features?  The paper used 100 M images and GPU-weeks: "
-                 "far to the right of these axes.", fontsize=9, color="tab:red")
+    fig.suptitle(
+        "More pretraining, better features?  The paper used 100 M images and GPU-weeks: "
+        "far to the right of these axes.",
+        fontsize=9,
+        color="tab:red",
+    )
     return fig
 
 
@@ -381,8 +424,14 @@ def plot_windows(hu: np.ndarray, windows: Mapping[str, tuple[float, float]], pan
     return fig
 
 
-def plot_image_grid(images: np.ndarray, index: Sequence[int], labels: np.ndarray | None = None, title: str = "",
-                    ncols: int = 8, panel_size: float = 1.1) -> Figure:
+def plot_image_grid(
+    images: np.ndarray,
+    index: Sequence[int],
+    labels: np.ndarray | None = None,
+    title: str = "",
+    ncols: int = 8,
+    panel_size: float = 1.1,
+) -> Figure:
     """The images at ``index`` in rows of ``ncols``, each titled with its label when given."""
     nrows = max(1, int(np.ceil(len(index) / ncols)))
     fig, axes = plt.subplots(nrows, ncols, figsize=(panel_size * ncols, panel_size * nrows * 1.15), squeeze=False)
@@ -404,7 +453,9 @@ def plot_prototype_usage(counts: Mapping[str, np.ndarray], summaries: Mapping[st
     for ax, (name, c) in zip(axes[0], counts.items()):
         k = len(c)
         ordered = np.sort(np.asarray(c))[::-1]
-        ax.bar(np.arange(k), ordered / ordered.sum(), width=1.0, color="tab:blue" if name == "pretrained" else "tab:gray")
+        ax.bar(
+            np.arange(k), ordered / ordered.sum(), width=1.0, color="tab:blue" if name == "pretrained" else "tab:gray"
+        )
         ax.axhline(1 / k, color="tab:red", ls=":", label="1/K (even use)")
         s = summaries[name]
         ax.set_title(f"{name}: {s['n_used']} used, perplexity {s['perplexity']:.1f}", fontsize=10)

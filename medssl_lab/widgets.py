@@ -95,7 +95,9 @@ def _static_fallback(build: Callable[[], Any], static: Callable[[], Figure]) -> 
     try:
         return build()
     except Exception as exc:
-        warnings.warn(f"interactive explorer failed ({type(exc).__name__}: {exc}); showing a static figure", stacklevel=3)
+        warnings.warn(
+            f"interactive explorer failed ({type(exc).__name__}: {exc}); showing a static figure", stacklevel=3
+        )
         return static()
 
 
@@ -158,10 +160,17 @@ def window_level_explorer(
         w_max = max(2.0 * span, *(wd for _, wd in windows.values()))
         first = next(iter(windows.values()))
         dropdown = w.Dropdown(options=[*windows, "custom"], value=next(iter(windows)), description="preset")
-        center = w.FloatSlider(value=first[0], min=c_min, max=c_max, step=span / 500, description="center",
-                               continuous_update=False)
-        width = w.FloatSlider(value=first[1], min=max(span / 500, 1e-3), max=w_max, step=span / 500,
-                              description="width", continuous_update=False)
+        center = w.FloatSlider(
+            value=first[0], min=c_min, max=c_max, step=span / 500, description="center", continuous_update=False
+        )
+        width = w.FloatSlider(
+            value=first[1],
+            min=max(span / 500, 1e-3),
+            max=w_max,
+            step=span / 500,
+            description="width",
+            continuous_update=False,
+        )
         out = w.Output()
         syncing = {"on": False}
 
@@ -345,8 +354,14 @@ def cluster_browser(
         shown = {c: members[c] for c in order.tolist()[:max_clusters]}
         per_row = min(per_page, max(len(v) for v in shown.values()))
         return plot_prototype_gallery(
-            imgs, shown, labels=lab, max_prototypes=max_clusters, per_row=per_row, counts=size_of,
-            panel_size=panel_size, row_name="cluster",
+            imgs,
+            shown,
+            labels=lab,
+            max_prototypes=max_clusters,
+            per_row=per_row,
+            counts=size_of,
+            panel_size=panel_size,
+            row_name="cluster",
         )
 
     if not resolve_interactive(interactive):

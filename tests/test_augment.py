@@ -36,8 +36,10 @@ from medssl_lab.augment import (  # noqa: E402
 from medssl_lab.data.synthetic import make_phantoms  # noqa: E402
 
 #: View sets of the smoke profile and of the cpu profile at 28 px (PneumoniaMNIST's size).
-VIEWS = {"smoke": MultiCropConfig(global_size=16, local_size=8, n_local=2),
-         "cpu": MultiCropConfig(global_size=28, local_size=16, n_local=4)}
+VIEWS = {
+    "smoke": MultiCropConfig(global_size=16, local_size=8, n_local=2),
+    "cpu": MultiCropConfig(global_size=28, local_size=16, n_local=4),
+}
 
 
 @pytest.fixture(scope="module")
@@ -183,8 +185,13 @@ def test_crop_area_fraction_is_respected(which: str) -> None:
     """Views of an x-ramp and a y-ramp with the same seed measure each crop's width and height."""
     size, b = 128, 64
     cfg = replace(
-        VIEWS["cpu"], max_rotation_deg=0.0, scale_jitter=(1.0, 1.0),
-        intensity_p=0.0, window_p=0.0, noise_p=0.0, blur_p=0.0,
+        VIEWS["cpu"],
+        max_rotation_deg=0.0,
+        scale_jitter=(1.0, 1.0),
+        intensity_p=0.0,
+        window_p=0.0,
+        noise_p=0.0,
+        blur_p=0.0,
     )
     aug = MultiCropAugment(cfg)
     ramp = (torch.arange(size, dtype=torch.float32) + 0.5) / size

@@ -17,8 +17,9 @@ def test_default_job_on_real_data(data_dir: Path, tmp_path: Path, capsys: pytest
     assert (tmp_path / "pool_overview.png").stat().st_size > 10_000
 
 
-def test_missing_data_is_an_error_and_phantoms_only_on_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                               capsys) -> None:
+def test_missing_data_is_an_error_and_phantoms_only_on_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     monkeypatch.delenv("MEDSSL_DATA_DIR", raising=False)
     from medssl_lab.data import mednist
 
@@ -28,7 +29,10 @@ def test_missing_data_is_an_error_and_phantoms_only_on_request(tmp_path: Path, m
         assert main([*command, "--data-dir", str(typo), "--out", str(tmp_path / "out")]) == 2
         assert f"the data folder {typo} does not exist" in capsys.readouterr().err and not typo.exists()
     (tmp_path / "empty").mkdir()
-    assert main(["pretrain", "--profile", "smoke", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert (
+        main(["pretrain", "--profile", "smoke", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "out")])
+        == 2
+    )
     assert "not found in" in capsys.readouterr().err and not (tmp_path / "out" / "checkpoint.pt").exists()
     assert main(["data", "--synthetic", "--out", str(tmp_path / "out"), "--size", "28"]) == 0
     captured = capsys.readouterr()
@@ -42,16 +46,26 @@ def test_pretrain_reports_missing_checkpoint_folder_errors(tmp_path: Path, capsy
     assert code == 2 and "not a readable medssl-lab checkpoint" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["pretrain", "--synthetic", "--device", "gpu"], "device 'gpu' is not a device name"),
-    (["pretrain", "--synthetic", "--backbone", "resnet_smal"], "PretrainConfig.backbone='resnet_smal'; choose one of"),
-    (["pretrain", "--synthetic", "--epochs", "0"], "PretrainConfig.epochs=0; it must be a whole number >= 1"),
-    (["pretrain", "--synthetic", "--batch-size", "-8"], "PretrainConfig.batch_size=-8"),
-    (["pretrain", "--synthetic", "--profile", "smoke", "--out", "FILE"], "is a file, not a folder for checkpoint.pt"),
-    (["benchmark", "MISSING"], "no checkpoint there"),
-])
-def test_bad_settings_are_one_line_errors_before_any_work(argv: list[str], message: str, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["pretrain", "--synthetic", "--device", "gpu"], "device 'gpu' is not a device name"),
+        (
+            ["pretrain", "--synthetic", "--backbone", "resnet_smal"],
+            "PretrainConfig.backbone='resnet_smal'; choose one of",
+        ),
+        (["pretrain", "--synthetic", "--epochs", "0"], "PretrainConfig.epochs=0; it must be a whole number >= 1"),
+        (["pretrain", "--synthetic", "--batch-size", "-8"], "PretrainConfig.batch_size=-8"),
+        (
+            ["pretrain", "--synthetic", "--profile", "smoke", "--out", "FILE"],
+            "is a file, not a folder for checkpoint.pt",
+        ),
+        (["benchmark", "MISSING"], "no checkpoint there"),
+    ],
+)
+def test_bad_settings_are_one_line_errors_before_any_work(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     (tmp_path / "FILE").write_text("not a folder")
     argv = [str(tmp_path / a) if a in ("FILE", "MISSING") else a for a in argv]
     assert main(argv) == 2

@@ -207,8 +207,14 @@ def test_ntxent_hand_computed() -> None:
     z1 = torch.tensor([[0.6, 0.8], [0.0, -2.0]])  # normalised: (0.6, 0.8), (0, -1)
     t = 0.5
     # Cosine similarities among a0=(1,0), a1=(0,1), b0=(.6,.8), b1=(0,-1).
-    sims = {("a0", "a1"): 0.0, ("a0", "b0"): 0.6, ("a0", "b1"): 0.0, ("a1", "b0"): 0.8,
-            ("a1", "b1"): -1.0, ("b0", "b1"): -0.8}
+    sims = {
+        ("a0", "a1"): 0.0,
+        ("a0", "b0"): 0.6,
+        ("a0", "b1"): 0.0,
+        ("a1", "b0"): 0.8,
+        ("a1", "b1"): -1.0,
+        ("b0", "b1"): -0.8,
+    }
     sim = {**sims, **{(j, i): v for (i, j), v in sims.items()}}
     names = ["a0", "a1", "b0", "b1"]
     partner = {"a0": "b0", "a1": "b1", "b0": "a0", "b1": "a1"}
@@ -272,7 +278,7 @@ def _dist_worker(rank: int, world: int, store: str, out_dir: str) -> None:
         p = _full_problem()
         mine = slice(rank * 16 // world, (rank + 1) * 16 // world)
         codes = sinkhorn(p["scores"][mine])
-        codes_queue = sinkhorn(torch.cat([p["queue"][rank], p["scores"][mine]]))[-(16 // world):]
+        codes_queue = sinkhorn(torch.cat([p["queue"][rank], p["scores"][mine]]))[-(16 // world) :]
         views = list(p["views"][:, mine])
         swav = SwAVLoss()(views[:2], views[2:])
         half = slice(rank * 8 // world, (rank + 1) * 8 // world)
@@ -281,8 +287,7 @@ def _dist_worker(rank: int, world: int, store: str, out_dir: str) -> None:
         nt = NTXentLoss(temperature=0.5, gather_distributed=True)(z0, z1)
         nt.backward()
         torch.save(
-            {"codes": codes, "codes_queue": codes_queue, "swav": swav.detach(), "nt": nt.detach(),
-             "grad0": z0.grad},
+            {"codes": codes, "codes_queue": codes_queue, "swav": swav.detach(), "nt": nt.detach(), "grad0": z0.grad},
             os.path.join(out_dir, f"rank{rank}.pt"),
         )
         dist.barrier()

@@ -13,8 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from medssl_lab.profiles import PROFILES
 from medssl_lab.notebooks import list_notebooks, run_notebooks
+from medssl_lab.profiles import PROFILES
 
 SHARED_PARAMETERS = {"profile", "data_dir", "output_dir", "device", "seed"}
 
@@ -34,7 +34,11 @@ def test_committed_notebooks_are_clean_and_parameterised() -> None:
         nbformat.validate(nb)
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{path.name}: want exactly one cell tagged 'parameters'"
-        names = {line.split("=")[0].strip() for line in tagged[0].source.splitlines() if "=" in line and not line.lstrip().startswith("#")}
+        names = {
+            line.split("=")[0].strip()
+            for line in tagged[0].source.splitlines()
+            if "=" in line and not line.lstrip().startswith("#")
+        }
         assert SHARED_PARAMETERS <= names, f"{path.name}: parameters cell lacks {SHARED_PARAMETERS - names}"
         assert nb.cells[0].cell_type == "markdown", f"{path.name}: should open with what it teaches"
         for cell in nb.cells:
@@ -65,13 +69,17 @@ def test_executed_notebooks_pass_lax_checks(executed: Path) -> None:
         assert images >= 1, f"{path.name}: no plot was drawn"
 
 
-def test_relative_data_dir_reaches_the_kernel_as_an_absolute_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_data_dir_reaches_the_kernel_as_an_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     course = tmp_path / "course"
     course.mkdir()
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("# tiny"),
-                nbformat.v4.new_code_cell('data_dir = None', metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell('from pathlib import Path\nassert Path(data_dir, "marker").exists()')]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# tiny"),
+        nbformat.v4.new_code_cell("data_dir = None", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell('from pathlib import Path\nassert Path(data_dir, "marker").exists()'),
+    ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, course / "00_tiny.ipynb")
     (tmp_path / "data").mkdir()

@@ -70,8 +70,11 @@ def test_runs_made_with_other_settings_are_not_mixed(smoke_run: Path, data_dir: 
 
 def test_convergence_figures_from_curves(tmp_path: Path) -> None:
     (tmp_path / "runs").mkdir()
-    curves = {"scratch": [[10, 0.70], [20, 0.80], [30, 0.90], [40, 1.0]], "finetune": [[10, 0.96], [20, 0.97]],
-              "linear": [[10, 0.5], [20, 0.6]]}
+    curves = {
+        "scratch": [[10, 0.70], [20, 0.80], [30, 0.90], [40, 1.0]],
+        "finetune": [[10, 0.96], [20, 0.97]],
+        "linear": [[10, 0.5], [20, 0.6]],
+    }
     for arm, curve in curves.items():
         record = {"task": "t", "fraction": 0.1, "arm": arm, "seed": 0, "test_auc": 0.9, "test_acc": 0.8, "curve": curve}
         (tmp_path / "runs" / f"{arm}.json").write_text(json.dumps(record))
@@ -83,15 +86,18 @@ def test_convergence_figures_from_curves(tmp_path: Path) -> None:
     assert "| t | 0.1 | 40 (+0 %), 1/1 reached | 0/1 reached | 10 (+75 %), 1/1 reached |" in text
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (dict(seeds=()), "seeds is empty"),
-    (dict(tasks={"chestmnist": (0.1,)}), "unknown tasks \\['chestmnist'\\]"),
-    (dict(tasks={"mednist": (0.0,)}), "label fractions must lie in \\(0, 1\\]"),
-    (dict(tasks={"mednist": (1.5,)}), "label fractions must lie in \\(0, 1\\]"),
-    (dict(arms=("finetune",)), "scratch included"),
-    (dict(arms=("scratch", "frozen")), "choose from"),
-    (dict(val_limit=1), "val_limit must be None or >= 2"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (dict(seeds=()), "seeds is empty"),
+        (dict(tasks={"chestmnist": (0.1,)}), "unknown tasks \\['chestmnist'\\]"),
+        (dict(tasks={"mednist": (0.0,)}), "label fractions must lie in \\(0, 1\\]"),
+        (dict(tasks={"mednist": (1.5,)}), "label fractions must lie in \\(0, 1\\]"),
+        (dict(arms=("finetune",)), "scratch included"),
+        (dict(arms=("scratch", "frozen")), "choose from"),
+        (dict(val_limit=1), "val_limit must be None or >= 2"),
+    ],
+)
 def test_impossible_reproduction_settings_are_refused(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ReproduceConfig.for_profile("smoke", **overrides)

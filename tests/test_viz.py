@@ -10,12 +10,19 @@ from medssl_lab.viz import plot_compute_curve  # noqa: E402
 
 
 def test_compute_curve_draws_every_budget_baseline_and_gain() -> None:
-    points = [{"label": f"{e} ep", "cpu_minutes": 5.0 * e, "pneumonia_10shot_auc": 0.9 + 0.01 * e, "score": 0.8 + e / 100}
-              for e in (1, 2, 4)]
-    baselines = {"random init": {"pneumonia_10shot_auc": 0.75, "score": 0.7},
-                 "raw pixels": {"pneumonia_10shot_auc": 0.86, "score": 0.8}}
-    gains = [{"cpu_minutes": 5.0 * e, "fraction": f, "gain_test_auc": 0.01 * e, "gain_test_auc_std": 0.005}
-             for e in (1, 2, 4) for f in (0.01, 0.1)]
+    points = [
+        {"label": f"{e} ep", "cpu_minutes": 5.0 * e, "pneumonia_10shot_auc": 0.9 + 0.01 * e, "score": 0.8 + e / 100}
+        for e in (1, 2, 4)
+    ]
+    baselines = {
+        "random init": {"pneumonia_10shot_auc": 0.75, "score": 0.7},
+        "raw pixels": {"pneumonia_10shot_auc": 0.86, "score": 0.8},
+    }
+    gains = [
+        {"cpu_minutes": 5.0 * e, "fraction": f, "gain_test_auc": 0.01 * e, "gain_test_auc_std": 0.005}
+        for e in (1, 2, 4)
+        for f in (0.01, 0.1)
+    ]
     fig = plot_compute_curve(points, baselines, figures=("pneumonia_10shot_auc", "score"), gains=gains)
     first, second, gain_panel = fig.axes
     line = first.get_lines()[0]
@@ -27,12 +34,22 @@ def test_compute_curve_draws_every_budget_baseline_and_gain() -> None:
 
 
 def test_compute_curve_draws_one_line_per_series() -> None:
-    points = [{"label": "1 ep", "series": "epochs", "cpu_minutes": 5.0, "score": 0.88},
-              {"label": "4 ep", "series": "epochs", "cpu_minutes": 20.0, "score": 0.91},
-              {"label": "25% pool", "series": "images", "cpu_minutes": 5.0, "score": 0.87},
-              {"label": "100% pool", "series": "images", "cpu_minutes": 20.0, "score": 0.91}]
-    gains = [{"cpu_minutes": p["cpu_minutes"], "fraction": 0.01, "gain_test_auc": 0.01, "gain_test_auc_std": 0.0,
-              "series": p["series"]} for p in points]
+    points = [
+        {"label": "1 ep", "series": "epochs", "cpu_minutes": 5.0, "score": 0.88},
+        {"label": "4 ep", "series": "epochs", "cpu_minutes": 20.0, "score": 0.91},
+        {"label": "25% pool", "series": "images", "cpu_minutes": 5.0, "score": 0.87},
+        {"label": "100% pool", "series": "images", "cpu_minutes": 20.0, "score": 0.91},
+    ]
+    gains = [
+        {
+            "cpu_minutes": p["cpu_minutes"],
+            "fraction": 0.01,
+            "gain_test_auc": 0.01,
+            "gain_test_auc_std": 0.0,
+            "series": p["series"],
+        }
+        for p in points
+    ]
     fig = plot_compute_curve(points, {"raw pixels": {"score": 0.85}}, figures=("score",), gains=gains)
     panel, gain_panel = fig.axes
     epochs, images = panel.get_lines()[:2]

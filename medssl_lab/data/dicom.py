@@ -59,7 +59,7 @@ _SOP_CLASSES = {
     "CR": pydicom.uid.ComputedRadiographyImageStorage,
 }
 _INSTALL_HINT = (
-    "pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle python-gdcm " "(and pyjpegls for JPEG-LS)"
+    "pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle python-gdcm (and pyjpegls for JPEG-LS)"
 )
 
 
@@ -345,8 +345,11 @@ def _vector(value: object, length: int, path: Path, keyword: str) -> tuple[float
     except (TypeError, ValueError):
         numbers = ()
     if len(numbers) != length or not all(np.isfinite(numbers)):
-        warnings.warn(f"{path}: {keyword} {value!r} is not {length} numbers; the file's geometry is treated as "
-                      f"unknown (slices sort by InstanceNumber)", stacklevel=2)
+        warnings.warn(
+            f"{path}: {keyword} {value!r} is not {length} numbers; the file's geometry is treated as "
+            f"unknown (slices sort by InstanceNumber)",
+            stacklevel=2,
+        )
         return None
     return numbers
 
@@ -565,12 +568,18 @@ def _geometry(
         position = _vector(ds.ImagePositionPatient, 3, path, "ImagePositionPatient")
         positions = np.asarray([position], dtype=np.float64) if position is not None else None
     elif ds.get("PerFrameFunctionalGroupsSequence"):
-        per_frame = [_vector(_shared(ds, "PlanePositionSequence", "ImagePositionPatient", i), 3, path,
-                             "ImagePositionPatient") for i in range(frames)]
+        per_frame = [
+            _vector(_shared(ds, "PlanePositionSequence", "ImagePositionPatient", i), 3, path, "ImagePositionPatient")
+            for i in range(frames)
+        ]
         if all(p is not None for p in per_frame):
             positions = np.asarray(per_frame, dtype=np.float64)
-    orientation = _vector(ds.get("ImageOrientationPatient") or _shared(
-        ds, "PlaneOrientationSequence", "ImageOrientationPatient"), 6, path, "ImageOrientationPatient")
+    orientation = _vector(
+        ds.get("ImageOrientationPatient") or _shared(ds, "PlaneOrientationSequence", "ImageOrientationPatient"),
+        6,
+        path,
+        "ImageOrientationPatient",
+    )
     return spacing, positions, orientation
 
 

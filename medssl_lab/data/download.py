@@ -32,7 +32,9 @@ def check_md5(path: Path, expected: str | None, how_to_fix: str) -> None:
         return
     actual = md5sum(path)
     if actual != expected:
-        raise DataError(f"{path}: md5 is {actual}, expected {expected} (corrupt, truncated or a different file). {how_to_fix}")
+        raise DataError(
+            f"{path}: md5 is {actual}, expected {expected} (corrupt, truncated or a different file). {how_to_fix}"
+        )
 
 
 def download_file(url: str, dest: Path, md5: str | None = None, progress: bool = True) -> Path:

@@ -52,9 +52,7 @@ def list_class_folder(root: str | os.PathLike) -> dict[str, list[Path]]:
     classes = {d.name: sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) for d in subdirs}
     classes = {name: files for name, files in classes.items() if files}
     if not classes:
-        raise DataError(
-            f"{root}: no images found. Expected {root}/<class name>/<image>{'|'.join(IMAGE_SUFFIXES)}."
-        )
+        raise DataError(f"{root}: no images found. Expected {root}/<class name>/<image>{'|'.join(IMAGE_SUFFIXES)}.")
     return classes
 
 
@@ -94,6 +92,10 @@ def load_image_folder(
         raise DataError(f"{root}: images have different sizes {sorted(shapes)[:4]}; pass size=... to resize them.")
     n = len(images)
     return ImageSet(
-        np.stack(images), np.asarray(labels), tuple(classes), "multi-class",
-        np.full(n, modality, dtype=object), np.full(n, source or Path(root).name, dtype=object),
+        np.stack(images),
+        np.asarray(labels),
+        tuple(classes),
+        "multi-class",
+        np.full(n, modality, dtype=object),
+        np.full(n, source or Path(root).name, dtype=object),
     )

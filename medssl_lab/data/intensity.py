@@ -39,8 +39,9 @@ def apply_window(pixels: np.ndarray, center: float, width: float) -> np.ndarray:
     LINEAR window function differs from it by under one gray level.
     """
     if not np.isfinite(width) or width <= 0:
-        raise ValueError(f"window width must be > 0, got {width}; a window is (center, width), e.g. (-600, 1500) "
-                         "for the lungs in HU")
+        raise ValueError(
+            f"window width must be > 0, got {width}; a window is (center, width), e.g. (-600, 1500) for the lungs in HU"
+        )
     low = float(center) - float(width) / 2.0
     return unit_to_uint8((np.asarray(pixels, dtype=np.float32) - low) / float(width))
 
@@ -56,8 +57,9 @@ def replace_non_finite(pixels: np.ndarray, where: str) -> np.ndarray:
     if not finite.any():
         raise DataError(f"{where}: every pixel is NaN or infinite. Remove or replace the file.")
     bad = int((~finite).sum())
-    warnings.warn(f"{where}: {bad} NaN or infinite pixel(s) of {pixels.size} set to the image's lowest value",
-                  stacklevel=2)
+    warnings.warn(
+        f"{where}: {bad} NaN or infinite pixel(s) of {pixels.size} set to the image's lowest value", stacklevel=2
+    )
     return np.where(finite, pixels, pixels[finite].min())
 
 

@@ -150,12 +150,18 @@ def load_medmnist(
                 images, labels = _read_split(npz, path, split, flag, size)
                 n = len(images)
                 splits[split] = ImageSet(
-                    images, labels, class_names, info["task"],
-                    np.full(n, info["modality"], dtype=object), np.full(n, flag, dtype=object),
+                    images,
+                    labels,
+                    class_names,
+                    info["task"],
+                    np.full(n, info["modality"], dtype=object),
+                    np.full(n, flag, dtype=object),
                 )
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # truncated, empty, bad CRC, object arrays
-        raise DataError(f"{path}: not a readable npz file ({type(exc).__name__}: {exc}). Replace it with the "
-                        f"official {medmnist_filename(flag, size)}.") from exc
+        raise DataError(
+            f"{path}: not a readable npz file ({type(exc).__name__}: {exc}). Replace it with the "
+            f"official {medmnist_filename(flag, size)}."
+        ) from exc
     return MedMNIST(flag=flag, size=size, path=path, **splits)

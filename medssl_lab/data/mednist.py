@@ -29,7 +29,12 @@ MEDNIST_URL = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/d
 MEDNIST_MD5 = "0bc7306e7427e00ad1c5526a6677552d"
 MEDNIST_CLASSES = ("AbdomenCT", "BreastMRI", "CXR", "ChestCT", "Hand", "HeadCT")
 MEDNIST_MODALITY = {
-    "AbdomenCT": "CT", "BreastMRI": "MR", "CXR": "X-ray", "ChestCT": "CT", "Hand": "X-ray", "HeadCT": "CT",
+    "AbdomenCT": "CT",
+    "BreastMRI": "MR",
+    "CXR": "X-ray",
+    "ChestCT": "CT",
+    "Hand": "X-ray",
+    "HeadCT": "CT",
 }
 #: Images per class in the published data set: a load that finds fewer is damaged or incomplete.
 MEDNIST_COUNTS = {"AbdomenCT": 10000, "BreastMRI": 8954, "CXR": 10000, "ChestCT": 10000, "Hand": 10000, "HeadCT": 10000}
@@ -75,8 +80,10 @@ def _find_source(data_dir: str | os.PathLike | None, download: bool) -> Path:
         if path is not None:
             return path
     searched = ", ".join(str(d) for d in data_dirs(data_dir))
-    how = (f"Put MedNIST.tar.gz (or its extracted MedNIST/ folder) into a folder and pass it as data_dir "
-           f"or set {DATA_DIR_ENV}.")
+    how = (
+        f"Put MedNIST.tar.gz (or its extracted MedNIST/ folder) into a folder and pass it as data_dir "
+        f"or set {DATA_DIR_ENV}."
+    )
     if not download:
         raise DataError(f"MedNIST.tar.gz not found in: {searched}. {how}")
     try:
@@ -117,12 +124,17 @@ def _decode_folder(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def check_layout(labels: np.ndarray, source: Path) -> None:
     """Refuse a decoded MedNIST whose class counts differ from the published ones (a damaged or partial copy)."""
     counts = np.bincount(labels, minlength=len(MEDNIST_CLASSES))
-    wrong = [f"{name} {n:,} of {MEDNIST_COUNTS[name]:,}" for name, n in zip(MEDNIST_CLASSES, counts)
-             if n != MEDNIST_COUNTS[name]]
+    wrong = [
+        f"{name} {n:,} of {MEDNIST_COUNTS[name]:,}"
+        for name, n in zip(MEDNIST_CLASSES, counts)
+        if n != MEDNIST_COUNTS[name]
+    ]
     if wrong:
-        raise DataError(f"{source}: {counts.sum():,} images where MedNIST has {sum(MEDNIST_COUNTS.values()):,} "
-                        f"({', '.join(wrong)}): the copy is damaged or incomplete. Download MedNIST.tar.gz again "
-                        f"(or extract it again); nothing was cached.")
+        raise DataError(
+            f"{source}: {counts.sum():,} images where MedNIST has {sum(MEDNIST_COUNTS.values()):,} "
+            f"({', '.join(wrong)}): the copy is damaged or incomplete. Download MedNIST.tar.gz again "
+            f"(or extract it again); nothing was cached."
+        )
 
 
 def _cache_files(source: Path) -> tuple[Path, Path]:

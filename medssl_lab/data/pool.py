@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -91,8 +91,13 @@ def pool_provenance(pool: ImageSet) -> dict:
     """What a run was trained on, for its checkpoint: image count and size, counts per source and modality, a hash
     of the pixels (two runs on the same data have the same one), and the package version."""
     digest = hashlib.blake2b(np.ascontiguousarray(pool.images).data, digest_size=10).hexdigest()
-    return {"images": len(pool), "size": int(pool.images.shape[-1]), "pixels_hash": digest,
-            "counts": [list(row) for row in pool_summary(pool)], "package": __version__}
+    return {
+        "images": len(pool),
+        "size": int(pool.images.shape[-1]),
+        "pixels_hash": digest,
+        "counts": [list(row) for row in pool_summary(pool)],
+        "package": __version__,
+    }
 
 
 def describe_provenance(provenance: dict | None) -> str:
@@ -117,7 +122,9 @@ def epoch_batches(
     if weights is None:
         order = torch.randperm(n, generator=generator)
     else:
-        order = torch.multinomial(torch.as_tensor(weights, dtype=torch.float64), n, replacement=True, generator=generator)
+        order = torch.multinomial(
+            torch.as_tensor(weights, dtype=torch.float64), n, replacement=True, generator=generator
+        )
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         yield order[start : start + batch_size]

@@ -49,10 +49,15 @@ class ImageSet:
         """Labels as a flat (N,) vector for single-label tasks, (N, L) for multi-label ones."""
         return self.labels if self.task.startswith("multi-label") else self.labels[:, 0]
 
-    def subset(self, index: np.ndarray) -> "ImageSet":
+    def subset(self, index: np.ndarray) -> ImageSet:
         """The images at ``index`` (an integer or boolean array), with their labels and tags."""
         return ImageSet(
-            self.images[index], self.labels[index], self.class_names, self.task, self.modality[index], self.source[index]
+            self.images[index],
+            self.labels[index],
+            self.class_names,
+            self.task,
+            self.modality[index],
+            self.source[index],
         )
 
     def class_counts(self) -> dict[str, int]:

@@ -21,7 +21,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-
 # --------------------------------------------------------------------------- helpers
 
 
@@ -66,7 +65,6 @@ def _as_assignments(assignments: Any) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- assignments and usage
-
 
 
 def assign_prototypes(scores: Any) -> np.ndarray:
@@ -245,7 +243,9 @@ def nearest_to_prototypes(
     z = _unit_rows(as_numpy(embeddings), "embeddings")
     c = _unit_rows(as_numpy(prototypes), "prototypes")
     if z.shape[1] != c.shape[1]:
-        raise ValueError(f"embeddings have dim {z.shape[1]} but prototypes have dim {c.shape[1]}; use the head's output")
+        raise ValueError(
+            f"embeddings have dim {z.shape[1]} but prototypes have dim {c.shape[1]}; use the head's output"
+        )
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     sims = z @ c.T  # (N, K); 60k x 300 floats is 72 MB, fine for this package's sizes

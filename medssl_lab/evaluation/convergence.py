@@ -10,6 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+
 def steps_to_reach(curve: Sequence[tuple[int, float]], target: float) -> int | None:
     """First evaluated step whose validation AUC is at least ``target``; None when never reached."""
     for step, auc in curve:

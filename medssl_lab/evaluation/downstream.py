@@ -77,13 +77,25 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        check_whole("TrainConfig", values, dict(steps=1, batch_size=2, eval_every=1, eval_batch_size=1, image_size=8,
-                                                ssl_batch_size=2), optional=("image_size", "ssl_batch_size"))
+        check_whole(
+            "TrainConfig",
+            values,
+            dict(steps=1, batch_size=2, eval_every=1, eval_batch_size=1, image_size=8, ssl_batch_size=2),
+            optional=("image_size", "ssl_batch_size"),
+        )
         values["linear_lr"] = self.linear_lr or 1.0  # None: the shared lr
-        check_numbers("TrainConfig", values, dict(
-            lr=(0.0, math.inf), linear_lr=(0.0, math.inf), pretrained_lr_scale=(0.0, math.inf),
-            weight_decay=(0.0, math.inf), ssl_weight=(0.0, math.inf),
-        ), open_low=("lr", "linear_lr"))
+        check_numbers(
+            "TrainConfig",
+            values,
+            dict(
+                lr=(0.0, math.inf),
+                linear_lr=(0.0, math.inf),
+                pretrained_lr_scale=(0.0, math.inf),
+                weight_decay=(0.0, math.inf),
+                ssl_weight=(0.0, math.inf),
+            ),
+            open_low=("lr", "linear_lr"),
+        )
         check_choices("TrainConfig", values, dict(backbone=BACKBONES, amp=("auto", "bf16", "off")))
         if self.dense_eval is not None and (len(self.dense_eval) != 2 or int(self.dense_eval[0]) < 1):
             raise ValueError(f"TrainConfig.dense_eval must be (every >= 1, until), got {self.dense_eval}")
@@ -141,9 +153,16 @@ class TrainResult:
     def summary(self) -> dict[str, Any]:
         """One flat row for CSV / Markdown tables (no model, no curve)."""
         return {
-            "arm": self.arm, "n_train": self.n_train, "steps": self.config.steps, "seed": self.config.seed,
-            "best_step": self.best_step, "best_val_auc": self.best_val_auc, "test_auc": self.test_auc,
-            "test_acc": self.test_acc, "steps_to_target": self.steps_to_target, "seconds": self.seconds,
+            "arm": self.arm,
+            "n_train": self.n_train,
+            "steps": self.config.steps,
+            "seed": self.config.seed,
+            "best_step": self.best_step,
+            "best_val_auc": self.best_val_auc,
+            "test_auc": self.test_auc,
+            "test_acc": self.test_acc,
+            "steps_to_target": self.steps_to_target,
+            "seconds": self.seconds,
         }
 
     def record(self, **keys: Any) -> dict[str, Any]:
@@ -156,18 +175,32 @@ class TrainResult:
 
 def supervised_augment(size: int) -> MultiCropAugment:
     """Mild, label-preserving jitter: one view at full size, small crop, rotation and contrast change."""
-    return MultiCropAugment(MultiCropConfig(
-        n_global=1, global_size=size, global_scale=(0.7, 1.0), n_local=0, aspect_ratio=(0.9, 1.1),
-        max_rotation_deg=10.0, scale_jitter=(0.95, 1.05), intensity_p=0.5, intensity_scale=(0.9, 1.1),
-        intensity_shift=(-0.05, 0.05), gamma=(0.85, 1.2), window_p=0.0, noise_p=0.0, blur_p=0.0,
-    ))
+    return MultiCropAugment(
+        MultiCropConfig(
+            n_global=1,
+            global_size=size,
+            global_scale=(0.7, 1.0),
+            n_local=0,
+            aspect_ratio=(0.9, 1.1),
+            max_rotation_deg=10.0,
+            scale_jitter=(0.95, 1.05),
+            intensity_p=0.5,
+            intensity_scale=(0.9, 1.1),
+            intensity_shift=(-0.05, 0.05),
+            gamma=(0.85, 1.2),
+            window_p=0.0,
+            noise_p=0.0,
+            blur_p=0.0,
+        )
+    )
 
 
 def supervised_loss(logits: Tensor, target: Tensor, multilabel: bool) -> Tensor:
     """Cross-entropy (binary tasks as 2-class softmax, as MedMNIST scores them), or BCE for multi-label tasks."""
     if multilabel:
-        per = F.binary_cross_entropy_with_logits(logits.float().reshape(len(target), -1), target.float(),
-                                                 reduction="none")
+        per = F.binary_cross_entropy_with_logits(
+            logits.float().reshape(len(target), -1), target.float(), reduction="none"
+        )
     else:
         per = F.cross_entropy(logits.float(), target.long(), reduction="none")
     return per.sum() / per.numel()
@@ -211,8 +244,10 @@ def as_pretrained(pretrained: Pretrained | str | os.PathLike | None) -> Pretrain
         return pretrained.copy()
     if isinstance(pretrained, (str, os.PathLike)):
         return load_pretrained(pretrained, "cpu")
-    raise TypeError(f"pretrained must be a Pretrained (e.g. from load_pretrained or ensure_pretrained), a checkpoint "
-                    f"path or None, got {type(pretrained).__name__}")
+    raise TypeError(
+        f"pretrained must be a Pretrained (e.g. from load_pretrained or ensure_pretrained), a checkpoint "
+        f"path or None, got {type(pretrained).__name__}"
+    )
 
 
 def build_classifier(arm: str, pre: Pretrained | None, backbone: str, size: int, n_out: int) -> Classifier:
@@ -247,8 +282,9 @@ def make_optimizer(arm: str, model: Classifier, ssl_model: SwAVModel | None, cfg
 class _HybridPart:
     """The hybrid arm's unlabelled side: pool batches, their views, and the pretraining objective on them."""
 
-    def __init__(self, pre: Pretrained, pool: ImageSet | np.ndarray, size: int, cfg: TrainConfig,
-                 device: torch.device) -> None:
+    def __init__(
+        self, pre: Pretrained, pool: ImageSet | np.ndarray, size: int, cfg: TrainConfig, device: torch.device
+    ) -> None:
         self.model = pre.model.to(device)
         self.objective = SSLObjective(self.model, pre.config, continued=True)
         self.augment = MultiCropAugment(pre.views())
@@ -288,13 +324,23 @@ def _check_inputs(arm: str, train: ImageSet, val: ImageSet, test: ImageSet, pret
 class _ArmRun:
     """One arm's training state: classifier, optimizer, labelled batches and, for hybrid, the unlabelled side."""
 
-    def __init__(self, arm: str, train: ImageSet, pre: Pretrained | None, pool: ImageSet | np.ndarray | None,
-                 cfg: TrainConfig, n_out: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        arm: str,
+        train: ImageSet,
+        pre: Pretrained | None,
+        pool: ImageSet | np.ndarray | None,
+        cfg: TrainConfig,
+        n_out: int,
+        device: torch.device,
+    ) -> None:
         self.arm, self.cfg, self.device = arm, cfg, device
         self.multilabel = check_task(train.task)
         size = int(cfg.image_size or 0)
         self.model = build_classifier(arm, pre, cfg.backbone, size, n_out).to(device)
-        self.hybrid = _HybridPart(pre, pool, size, cfg, device) if arm == "hybrid" and pre and pool is not None else None
+        self.hybrid = (
+            _HybridPart(pre, pool, size, cfg, device) if arm == "hybrid" and pre and pool is not None else None
+        )
         self.optimizer = make_optimizer(arm, self.model, self.hybrid.model if self.hybrid else None, cfg)
         self.images = uint8_images(train, size, device)
         self.labels = torch.as_tensor(targets(train.labels, self.multilabel), device=device)
@@ -323,8 +369,12 @@ class _ArmRun:
         self.optimizer.step()
         if self.hybrid is not None:
             self.hybrid.objective.after_optimizer_step()
-        return {"step": step, "loss": float(loss.detach()), "supervised": float(sup.detach()),
-                "ssl": float(ssl.detach())}
+        return {
+            "step": step,
+            "loss": float(loss.detach()),
+            "supervised": float(sup.detach()),
+            "ssl": float(ssl.detach()),
+        }
 
     def score(self, split: ImageSet) -> dict[str, float]:
         """AUC and ACC of the classifier as it is now on ``split``."""
@@ -399,7 +449,16 @@ def train_classifier(
     test_metrics = run.score(test)
     run.model.eval()
     return TrainResult(
-        arm=arm, curve=curve, best_step=best_step, best_val_auc=best_auc, test_auc=test_metrics["auc"],
-        test_acc=test_metrics["acc"], steps_to_target=steps_to_reach(curve, cfg.target) if cfg.target is not None else None,
-        losses=losses, seconds=time.perf_counter() - start_time, n_train=len(train), model=run.model, config=cfg,
+        arm=arm,
+        curve=curve,
+        best_step=best_step,
+        best_val_auc=best_auc,
+        test_auc=test_metrics["auc"],
+        test_acc=test_metrics["acc"],
+        steps_to_target=steps_to_reach(curve, cfg.target) if cfg.target is not None else None,
+        losses=losses,
+        seconds=time.perf_counter() - start_time,
+        n_train=len(train),
+        model=run.model,
+        config=cfg,
     )

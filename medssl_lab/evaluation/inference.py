@@ -178,5 +178,12 @@ def predict_proba(
     multilabel = check_task(task)
     dev = resolve_device(device)
     with _EvalOn(model, dev) as m:
-        return _batched(lambda x: to_proba(m(x), multilabel), images, image_size, batch_size, dev,
-                        perturbation=perturbation, seed=seed)[0]
+        return _batched(
+            lambda x: to_proba(m(x), multilabel),
+            images,
+            image_size,
+            batch_size,
+            dev,
+            perturbation=perturbation,
+            seed=seed,
+        )[0]

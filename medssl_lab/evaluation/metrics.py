@@ -32,11 +32,15 @@ def check_labelled(name: str, data: ImageSet) -> None:
     if bad.any():
         examples = sorted({int(v) for v in labels[bad].ravel()})[:5]
         allowed = "0 or 1 per label" if multilabel else f"0..{k - 1} ({', '.join(data.class_names)})"
-        raise DataError(f"the {name} split has {int(bad.sum())} label(s) outside {allowed}, e.g. {examples}; "
-                        f"-1 marks an unlabelled image: leave those out of labelled splits.")
+        raise DataError(
+            f"the {name} split has {int(bad.sum())} label(s) outside {allowed}, e.g. {examples}; "
+            f"-1 marks an unlabelled image: leave those out of labelled splits."
+        )
     if not multilabel and len(np.unique(labels[:, 0])) < 2:
-        raise DataError(f"the {name} split holds only class {data.class_names[int(labels[0, 0])]!r}; "
-                        f"training and AUC need at least two classes.")
+        raise DataError(
+            f"the {name} split holds only class {data.class_names[int(labels[0, 0])]!r}; "
+            f"training and AUC need at least two classes."
+        )
 
 
 def _undefined_auc(what: str, n: int) -> float:

@@ -156,10 +156,18 @@ def nearest_mean_scores(support_x: np.ndarray, support_y: np.ndarray, query_x: n
 
 
 def few_shot_metric(
-    support_x: np.ndarray, support_y: np.ndarray, query_x: np.ndarray, query_y: np.ndarray,
-    task: str, metric: str, shots: int, draws: int,
+    support_x: np.ndarray,
+    support_y: np.ndarray,
+    query_x: np.ndarray,
+    query_y: np.ndarray,
+    task: str,
+    metric: str,
+    shots: int,
+    draws: int,
 ) -> tuple[float, float]:
     """Mean and spread over ``draws`` of ``metric`` ("acc" or "auc") of :func:`nearest_mean_scores`."""
-    values = [compute_metrics(task, query_y, nearest_mean_scores(support_x[i], support_y[i], query_x))[metric]
-              for i in few_shot_draws(support_y, shots, draws)]
+    values = [
+        compute_metrics(task, query_y, nearest_mean_scores(support_x[i], support_y[i], query_x))[metric]
+        for i in few_shot_draws(support_y, shots, draws)
+    ]
     return float(np.mean(values)), float(np.std(values))

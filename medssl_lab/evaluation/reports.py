@@ -17,26 +17,46 @@ def mean_std(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
-
 def summary_markdown(records: list[dict], robust: list[dict], meta: dict) -> str:
     """Markdown tables: test AUC / ACC (mean ± std over seeds), convergence, robustness drops."""
     arms = [a for a in ARMS if any(r["arm"] == a for r in records)]
     keys = sorted({(r["task"], r["fraction"]) for r in records})
     seeds = sorted({r["seed"] for r in records})
-    lines = [f"Profile `{meta.get('profile', '?')}`; seeds {seeds}; mean ± std over seeds."
-             + (f" Pretrained on {meta['data']}; medssl-lab {meta['package']}." if "data" in meta else ""), "",
-             "### Test AUC", "", "| task | labels | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
+    lines = [
+        f"Profile `{meta.get('profile', '?')}`; seeds {seeds}; mean ± std over seeds."
+        + (f" Pretrained on {meta['data']}; medssl-lab {meta['package']}." if "data" in meta else ""),
+        "",
+        "### Test AUC",
+        "",
+        "| task | labels | " + " | ".join(arms) + " |",
+        "|---|---:|" + "---:|" * len(arms),
+    ]
     for task, fraction in keys:
-        cells = [mean_std([r["test_auc"] for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, a)])
-                 for a in arms]
+        cells = [
+            mean_std([r["test_auc"] for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, a)])
+            for a in arms
+        ]
         lines.append(f"| {task} | {fraction:g} | " + " | ".join(cells) + " |")
-    lines += ["", "### Test ACC", "", "| task | labels | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
+    lines += [
+        "",
+        "### Test ACC",
+        "",
+        "| task | labels | " + " | ".join(arms) + " |",
+        "|---|---:|" + "---:|" * len(arms),
+    ]
     for task, fraction in keys:
-        cells = [mean_std([r["test_acc"] for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, a)])
-                 for a in arms]
+        cells = [
+            mean_std([r["test_acc"] for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, a)])
+            for a in arms
+        ]
         lines.append(f"| {task} | {fraction:g} | " + " | ".join(cells) + " |")
-    lines += ["", "### Convergence: steps to 95 % of scratch's best validation AUC (reduction vs scratch, %)", "",
-              "| task | labels | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
+    lines += [
+        "",
+        "### Convergence: steps to 95 % of scratch's best validation AUC (reduction vs scratch, %)",
+        "",
+        "| task | labels | " + " | ".join(arms) + " |",
+        "|---|---:|" + "---:|" * len(arms),
+    ]
     for task, fraction in keys:
         cells = []
         for a in arms:
@@ -48,9 +68,14 @@ def summary_markdown(records: list[dict], robust: list[dict], meta: dict) -> str
         lines.append(f"| {task} | {fraction:g} | " + " | ".join(cells) + " |")
     if robust:
         kinds = list(dict.fromkeys(r["kind"] for r in robust if r["kind"] != "clean"))
-        lines += ["", f"### Robustness: mean AUC drop from clean over severities ({robust[0]['task']}, "
-                  f"{robust[0]['fraction']:g} labels)", "", "| arm | clean AUC | " + " | ".join(kinds) + " |",
-                  "|---|---:|" + "---:|" * len(kinds)]
+        lines += [
+            "",
+            f"### Robustness: mean AUC drop from clean over severities ({robust[0]['task']}, "
+            f"{robust[0]['fraction']:g} labels)",
+            "",
+            "| arm | clean AUC | " + " | ".join(kinds) + " |",
+            "|---|---:|" + "---:|" * len(kinds),
+        ]
         for a in arms:
             rows = [r for r in robust if r["arm"] == a]
             if rows:
@@ -58,8 +83,11 @@ def summary_markdown(records: list[dict], robust: list[dict], meta: dict) -> str
                 drops = [f"{np.mean([r['drop'] for r in rows if r['kind'] == k]):.3f}" for k in kinds]
                 lines.append(f"| {a} | {clean} | " + " | ".join(drops) + " |")
     if "pretrain_seconds" in meta:
-        lines += ["", f"Pretraining took {meta['pretrain_seconds'] / 60:.1f} min in this invocation "
-                  f"(0 when resumed from a finished checkpoint)."]
+        lines += [
+            "",
+            f"Pretraining took {meta['pretrain_seconds'] / 60:.1f} min in this invocation "
+            f"(0 when resumed from a finished checkpoint).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -76,6 +104,15 @@ def gains_over_scratch(records: list[dict[str, Any]], tie: float = 0.01) -> list
             continue
         delta = r["test_auc"] - base
         verdict = "better" if delta > tie else "worse" if delta < -tie else "tie"
-        rows.append({"task": r["task"], "fraction": r["fraction"], "seed": r["seed"], "arm": r["arm"],
-                     "scratch_auc": base, "delta": delta, "verdict": verdict})
+        rows.append(
+            {
+                "task": r["task"],
+                "fraction": r["fraction"],
+                "seed": r["seed"],
+                "arm": r["arm"],
+                "scratch_auc": base,
+                "delta": delta,
+                "verdict": verdict,
+            }
+        )
     return rows

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -46,8 +46,13 @@ COMPUTE_CURVE = Path(__file__).resolve().parents[2] / "benchmarks" / "results" /
 SHOTS: tuple[int, ...] = (1, 2, 5, 10)
 PNEUMONIA_SHOTS = 10
 #: The figures averaged into ``score``: the low-label probes, the full-label probes and the clusters.
-SCORE_KEYS: tuple[str, ...] = ("pneumonia_knn_auc", "pneumonia_linear_auc", "pneumonia_10shot_auc",
-                               "mednist_fewshot_acc", "cluster_class_nmi")
+SCORE_KEYS: tuple[str, ...] = (
+    "pneumonia_knn_auc",
+    "pneumonia_linear_auc",
+    "pneumonia_10shot_auc",
+    "mednist_fewshot_acc",
+    "cluster_class_nmi",
+)
 
 
 @dataclass
@@ -70,8 +75,9 @@ def load_benchmark_data(
     pneumonia = load_medmnist("pneumoniamnist", data_dir=data_dir)
     mednist = load_mednist(data_dir, seed=seed)
     support = np.sort(per_class_indices(mednist.train.labels[:, 0], support_per_class, np.random.default_rng(seed)))
-    return BenchmarkData(pneumonia.train, getattr(pneumonia, split), mednist.train.subset(support),
-                         getattr(mednist, split), split)
+    return BenchmarkData(
+        pneumonia.train, getattr(pneumonia, split), mednist.train.subset(support), getattr(mednist, split), split
+    )
 
 
 Featurizer = Callable[[ImageSet], np.ndarray]
@@ -102,15 +108,24 @@ def score_features(
     held_out = np.random.default_rng(0).random(len(py_train)) < 0.2
     out: dict[str, float] = {
         "pneumonia_knn_auc": knn_probe(p_train, py_train, p_query, py_query, "binary-class")["auc"],
-        "pneumonia_linear_auc": linear_probe(p_train[~held_out], py_train[~held_out], p_train[held_out],
-                                             py_train[held_out], p_query, py_query, "binary-class")["auc"],
+        "pneumonia_linear_auc": linear_probe(
+            p_train[~held_out],
+            py_train[~held_out],
+            p_train[held_out],
+            py_train[held_out],
+            p_query,
+            py_query,
+            "binary-class",
+        )["auc"],
     }
     out["pneumonia_10shot_auc"], out["pneumonia_10shot_auc_std"] = few_shot_metric(
-        p_train, py_train, p_query, py_query, "binary-class", "auc", PNEUMONIA_SHOTS, draws)
+        p_train, py_train, p_query, py_query, "binary-class", "auc", PNEUMONIA_SHOTS, draws
+    )
     my_support, my_query = data.mednist_support.labels[:, 0], data.mednist_query.labels[:, 0]
     for shots in SHOTS:
         out[f"mednist_{shots}shot_acc"], out[f"mednist_{shots}shot_acc_std"] = few_shot_metric(
-            m_support, my_support, m_query, my_query, "multi-class", "acc", shots, draws)
+            m_support, my_support, m_query, my_query, "multi-class", "acc", shots, draws
+        )
     out["mednist_fewshot_acc"] = float(np.mean([out[f"mednist_{s}shot_acc"] for s in SHOTS]))
     clusters = assign(data.mednist_query) if assign is not None else kmeans_assignments(m_query, n_clusters)
     for name, truth in (("class", my_query), ("modality", data.mednist_query.modality)):
@@ -132,12 +147,14 @@ def score_checkpoint(
     pre = load_pretrained(Path(checkpoint), device)
     model, config = pre.model, pre.config
     own_clusters = prototype_assigner(model, config.image_size, device) if config.method == "swav" else None
-    return score_features(encoder_featurizer(model, config.image_size, device), data, config.n_prototypes,
-                          own_clusters, draws)
+    return score_features(
+        encoder_featurizer(model, config.image_size, device), data, config.n_prototypes, own_clusters, draws
+    )
 
 
-def score_baselines(config: PretrainConfig, data: BenchmarkData, device: str = "auto",
-                    draws: int = 100) -> dict[str, dict[str, float]]:
+def score_baselines(
+    config: PretrainConfig, data: BenchmarkData, device: str = "auto", draws: int = 100
+) -> dict[str, dict[str, float]]:
     """The figures of what any checkpoint of ``config`` must beat: its network at random init, and the raw pixels."""
     torch.manual_seed(1234)
     random_init = build_model(config).eval()
@@ -153,7 +170,10 @@ def representation_benchmark(
 ) -> dict[str, dict[str, float]]:
     """``{"pretrained": ..., "random_init": ..., "raw_pixels": ...}`` for a checkpoint, ready for :func:`format_table`."""
     config = load_pretrained(Path(checkpoint), "cpu").config
-    return {"pretrained": score_checkpoint(checkpoint, data, device, draws), **score_baselines(config, data, device, draws)}
+    return {
+        "pretrained": score_checkpoint(checkpoint, data, device, draws),
+        **score_baselines(config, data, device, draws),
+    }
 
 
 def format_table(rows: dict[str, dict[str, float]], split: str) -> str:
@@ -184,7 +204,9 @@ def read_compute_curve(
         return None
     points, baselines, gains = [], {}, []
     for row in csv.DictReader(path.open()):
-        values = {k: float(v) for k, v in row.items() if k not in ("label", "variant", "series") and v not in ("", None)}
+        values = {
+            k: float(v) for k, v in row.items() if k not in ("label", "variant", "series") and v not in ("", None)
+        }
         if "cpu_minutes" not in values:
             baselines[row["label"]] = values
             continue
@@ -192,6 +214,13 @@ def read_compute_curve(
         points.append({"label": row["label"], **series, **values})
         for key in values:
             if key.startswith("gain_") and not key.endswith("_std"):
-                gains.append({"cpu_minutes": values["cpu_minutes"], "fraction": float(key[len("gain_"):]),
-                              "gain_test_auc": values[key], "gain_test_auc_std": values.get(f"{key}_std", 0.0), **series})
+                gains.append(
+                    {
+                        "cpu_minutes": values["cpu_minutes"],
+                        "fraction": float(key[len("gain_") :]),
+                        "gain_test_auc": values[key],
+                        "gain_test_auc_std": values.get(f"{key}_std", 0.0),
+                        **series,
+                    }
+                )
     return points, baselines, gains

@@ -63,5 +63,7 @@ def mean_drops(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     their ``arm``; the clean rows are left out."""
     kinds = list(dict.fromkeys(r["kind"] for r in rows if r["kind"] != "clean"))
     arms = list(dict.fromkeys(r["arm"] for r in rows))
-    return {kind: {arm: float(np.mean([r["drop"] for r in rows if r["arm"] == arm and r["kind"] == kind]))
-                   for arm in arms} for kind in kinds}
+    return {
+        kind: {arm: float(np.mean([r["drop"] for r in rows if r["arm"] == arm and r["kind"] == kind])) for arm in arms}
+        for kind in kinds
+    }

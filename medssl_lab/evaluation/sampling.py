@@ -55,8 +55,9 @@ def label_fraction_indices(labels: np.ndarray, fraction: float, seed: int = 0, m
 
 def per_class_indices(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
     """``per_class`` indices of every class, drawn without replacement (few-shot support sets)."""
-    return np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False)
-                           for c in np.unique(labels)])
+    return np.concatenate(
+        [rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in np.unique(labels)]
+    )
 
 
 def few_shot_draws(labels: np.ndarray, shots: int, draws: int, seed: int = 0) -> list[np.ndarray]:

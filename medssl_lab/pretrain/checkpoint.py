@@ -18,8 +18,19 @@ from medssl_lab.pretrain.config import PretrainConfig
 CHECKPOINT_NAME = "checkpoint.pt"
 
 #: Settings that may differ when a run is resumed: they do not change what it computes.
-FREE_ON_RESUME = frozenset({"profile", "max_steps", "device", "amp", "channels_last", "collapse_check",
-                            "collapse_min_steps", "log_every", "checkpoint_every"})
+FREE_ON_RESUME = frozenset(
+    {
+        "profile",
+        "max_steps",
+        "device",
+        "amp",
+        "channels_last",
+        "collapse_check",
+        "collapse_min_steps",
+        "log_every",
+        "checkpoint_every",
+    }
+)
 
 
 def checkpoint_file(path: str | os.PathLike) -> Path:
@@ -42,7 +53,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling errors come in many types
-        raise TrainingError(f"{path}: not a readable medssl-lab checkpoint ({exc}). Delete it and pretrain again.") from exc
+        raise TrainingError(
+            f"{path}: not a readable medssl-lab checkpoint ({exc}). Delete it and pretrain again."
+        ) from exc
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise TrainingError(f"{path}: not a medssl-lab checkpoint (no model/config). Delete it and pretrain again.")
     return state
@@ -53,14 +66,21 @@ def check_resumable(state: dict[str, Any], config: PretrainConfig, provenance: d
     # through JSON, as reproduce.py's settings.json: tuples and lists compare equal
     saved = json.loads(json.dumps(asdict(PretrainConfig(**state["config"]))))
     current = json.loads(json.dumps(asdict(config)))
-    changed = [f"{name} {saved[name]!r} -> {current[name]!r}" for name in current
-               if name not in FREE_ON_RESUME and saved[name] != current[name]]
+    changed = [
+        f"{name} {saved[name]!r} -> {current[name]!r}"
+        for name in current
+        if name not in FREE_ON_RESUME and saved[name] != current[name]
+    ]
     if changed:
-        raise TrainingError(f"cannot resume the run in {where}: it was made with other settings ({'; '.join(changed)}). "
-                            f"Use another output folder, or start over with resume=False (notebook 01's "
-                            f"parameter; `medssl-lab pretrain --restart`).")
+        raise TrainingError(
+            f"cannot resume the run in {where}: it was made with other settings ({'; '.join(changed)}). "
+            f"Use another output folder, or start over with resume=False (notebook 01's "
+            f"parameter; `medssl-lab pretrain --restart`)."
+        )
     saved_data = state.get("data", {}).get("pixels_hash")
     if saved_data and saved_data != provenance["pixels_hash"]:
-        raise TrainingError(f"cannot resume the run in {where}: it was trained on other data "
-                            f"({describe_provenance(state['data'])}; now {describe_provenance(provenance)}). "
-                            f"Check --data-dir, or start over with `medssl-lab pretrain --restart`.")
+        raise TrainingError(
+            f"cannot resume the run in {where}: it was trained on other data "
+            f"({describe_provenance(state['data'])}; now {describe_provenance(provenance)}). "
+            f"Check --data-dir, or start over with `medssl-lab pretrain --restart`."
+        )

@@ -47,7 +47,9 @@ class PretrainConfig:
     n_local: int = 4
     global_size: int = 32
     local_size: int = 16
-    augment: dict[str, Any] = field(default_factory=dict)  # other MultiCropConfig fields, e.g. {"global_scale": (0.2, 1.0)}
+    augment: dict[str, Any] = field(
+        default_factory=dict
+    )  # other MultiCropConfig fields, e.g. {"global_scale": (0.2, 1.0)}
     amp: str = "auto"  # "auto" (bf16 on CUDA if supported, else fp16; off on CPU), "bf16", "fp16", "off"
     channels_last: bool = True
     collapse_check: bool = True  # stop with hints when the loss stays at ln K or few prototypes are used
@@ -60,19 +62,58 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         """Refuse impossible settings before any work starts, naming the field, the value and what is allowed."""
         values = asdict(self)
-        check_choices("PretrainConfig", values, dict(method=("swav", "simclr"), optimizer=("adamw", "sgd"),
-                                                     balance=(None, "source", "modality"),
-                                                     amp=("auto", "bf16", "fp16", "off"), backbone=BACKBONES))
-        check_whole("PretrainConfig", values, dict(
-            image_size=8, epochs=1, batch_size=2, n_prototypes=2, hidden_dim=1, proj_dim=1, sinkhorn_iterations=1,
-            queue_length=0, queue_start_epoch=0, freeze_prototypes_steps=0, n_global=2, n_local=0, global_size=4,
-            local_size=4, collapse_min_steps=0, log_every=1, checkpoint_every=1, pool_limit=1, max_steps=1,
-        ), optional=("pool_limit", "max_steps"))
+        check_choices(
+            "PretrainConfig",
+            values,
+            dict(
+                method=("swav", "simclr"),
+                optimizer=("adamw", "sgd"),
+                balance=(None, "source", "modality"),
+                amp=("auto", "bf16", "fp16", "off"),
+                backbone=BACKBONES,
+            ),
+        )
+        check_whole(
+            "PretrainConfig",
+            values,
+            dict(
+                image_size=8,
+                epochs=1,
+                batch_size=2,
+                n_prototypes=2,
+                hidden_dim=1,
+                proj_dim=1,
+                sinkhorn_iterations=1,
+                queue_length=0,
+                queue_start_epoch=0,
+                freeze_prototypes_steps=0,
+                n_global=2,
+                n_local=0,
+                global_size=4,
+                local_size=4,
+                collapse_min_steps=0,
+                log_every=1,
+                checkpoint_every=1,
+                pool_limit=1,
+                max_steps=1,
+            ),
+            optional=("pool_limit", "max_steps"),
+        )
         values["grad_clip"] = 1.0 if self.grad_clip is None else self.grad_clip  # None: no clipping
-        check_numbers("PretrainConfig", values, dict(
-            lr=(0.0, math.inf), temperature=(0.0, math.inf), epsilon=(0.0, math.inf), grad_clip=(0.0, math.inf),
-            weight_decay=(0.0, math.inf), warmup_fraction=(0.0, 0.99), min_lr_ratio=(0.0, 1.0),
-        ), open_low=("lr", "temperature", "epsilon", "grad_clip"))
+        check_numbers(
+            "PretrainConfig",
+            values,
+            dict(
+                lr=(0.0, math.inf),
+                temperature=(0.0, math.inf),
+                epsilon=(0.0, math.inf),
+                grad_clip=(0.0, math.inf),
+                weight_decay=(0.0, math.inf),
+                warmup_fraction=(0.0, 0.99),
+                min_lr_ratio=(0.0, 1.0),
+            ),
+            open_low=("lr", "temperature", "epsilon", "grad_clip"),
+        )
 
     @classmethod
     def for_profile(cls, profile: str = "cpu", **overrides: Any) -> PretrainConfig:
@@ -88,8 +129,13 @@ class PretrainConfig:
         unknown = set(self.augment) - {f.name for f in fields(MultiCropConfig)}
         if unknown:
             raise ValueError(f"PretrainConfig.augment has unknown MultiCropConfig fields {sorted(unknown)}")
-        return MultiCropConfig(n_global=self.n_global, n_local=self.n_local, global_size=self.global_size,
-                               local_size=self.local_size, **self.augment)
+        return MultiCropConfig(
+            n_global=self.n_global,
+            n_local=self.n_local,
+            global_size=self.global_size,
+            local_size=self.local_size,
+            **self.augment,
+        )
 
 
 def build_model(config: PretrainConfig) -> SwAVModel:

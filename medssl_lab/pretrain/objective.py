@@ -46,21 +46,34 @@ class SSLObjective:
             and no prototype freezing, which only protect the start of a run.
     """
 
-    def __init__(self, model: SwAVModel, config: PretrainConfig, net: nn.Module | None = None, world: int = 1,
-                 continued: bool = False) -> None:
+    def __init__(
+        self,
+        model: SwAVModel,
+        config: PretrainConfig,
+        net: nn.Module | None = None,
+        world: int = 1,
+        continued: bool = False,
+    ) -> None:
         self.model, self.net, self.config = model, net if net is not None else model, config
         self.loss_fn: nn.Module = (
-            SwAVLoss(config.temperature, config.epsilon, config.sinkhorn_iterations) if config.method == "swav"
+            SwAVLoss(config.temperature, config.epsilon, config.sinkhorn_iterations)
+            if config.method == "swav"
             else NTXentLoss(temperature=SIMCLR_TEMPERATURE, gather_distributed=world > 1)
         )
         device = next(model.parameters()).device
         use_queue = config.queue_length > 0 and config.method == "swav" and not continued
-        self.queue = (FeatureQueue(config.queue_length // world, config.proj_dim, config.n_global,
-                                   config.queue_start_epoch).to(device) if use_queue else None)
+        self.queue = (
+            FeatureQueue(config.queue_length // world, config.proj_dim, config.n_global, config.queue_start_epoch).to(
+                device
+            )
+            if use_queue
+            else None
+        )
         self.freeze_steps = 0 if continued else config.freeze_prototypes_steps
 
-    def __call__(self, views: list[Tensor], epoch: int = 0, amp: torch.dtype | None = None,
-                 diagnose: bool = False) -> tuple[Tensor, dict[str, float]]:
+    def __call__(
+        self, views: list[Tensor], epoch: int = 0, amp: torch.dtype | None = None, diagnose: bool = False
+    ) -> tuple[Tensor, dict[str, float]]:
         """The loss of one batch's views (global views first), and its diagnostics when ``diagnose``."""
         n_global = self.config.n_global
         with autocast(amp, views[0].device):

@@ -59,8 +59,10 @@ class Pretrained:
     def describe(self) -> str:
         """What the model is and what it saw, in one line."""
         c = self.config
-        return (f"{c.method} {c.backbone} at {c.image_size} px, {c.profile} profile; "
-                f"trained on {describe_provenance(self.data or None)}")
+        return (
+            f"{c.method} {c.backbone} at {c.image_size} px, {c.profile} profile; "
+            f"trained on {describe_provenance(self.data or None)}"
+        )
 
 
 def load_pretrained(path: str | os.PathLike, device: str | torch.device = "cpu") -> Pretrained:
@@ -70,5 +72,6 @@ def load_pretrained(path: str | os.PathLike, device: str | torch.device = "cpu")
     config = PretrainConfig(**state["config"])
     model = build_model(config)
     model.load_state_dict(state["model"])
-    return Pretrained(model.to(resolve_device(device)).eval(), config, dict(state.get("data", {})),
-                      f"loaded from {file}")
+    return Pretrained(
+        model.to(resolve_device(device)).eval(), config, dict(state.get("data", {})), f"loaded from {file}"
+    )

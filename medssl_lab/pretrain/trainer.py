@@ -100,8 +100,9 @@ class Pretrainer:
         self.model = build_model(config).to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.objective = SSLObjective(self.model, config, wrap_for_processes(self.model, self.device, self.world),
-                                      self.world)
+        self.objective = SSLObjective(
+            self.model, config, wrap_for_processes(self.model, self.device, self.world), self.world
+        )
         self.steps_per_epoch = len(self.pool) // config.batch_size
         self.total_steps = self.steps_per_epoch * config.epochs
         if config.max_steps is not None:
@@ -116,8 +117,9 @@ class Pretrainer:
 
     def pretrained(self) -> Pretrained:
         """The trained model (in eval mode) with its config and data provenance."""
-        return Pretrained(self.model.eval(), self.config, self.provenance,
-                          f"trained in this session ({self.step} steps)")
+        return Pretrained(
+            self.model.eval(), self.config, self.provenance, f"trained in this session ({self.step} steps)"
+        )
 
     # ------------------------------------------------------------------ schedule
     def lr_at(self, step: int) -> float:
@@ -144,9 +146,12 @@ class Pretrainer:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         diagnose = self.step % c.log_every == 0 or self.step == self.total_steps - 1
         loss, metrics = self.objective(views, epoch, self.amp_dtype, diagnose)
-        check_finite(loss, f"at step {self.step} (epoch {epoch})",
-                     f"Try a lower lr (now {c.lr}), a longer warm-up, grad_clip, or amp='bf16'/'off' instead of "
-                     f"fp16. The last good checkpoint is kept in {self.out_dir}.")
+        check_finite(
+            loss,
+            f"at step {self.step} (epoch {epoch})",
+            f"Try a lower lr (now {c.lr}), a longer warm-up, grad_clip, or amp='bf16'/'off' instead of "
+            f"fp16. The last good checkpoint is kept in {self.out_dir}.",
+        )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.objective.before_optimizer_step(self.step)
@@ -174,8 +179,13 @@ class Pretrainer:
         """
         c = self.config
         per_rank = c.batch_size // self.world
-        bar = progress_bar(total=self.total_steps, initial=self.step, desc=f"{c.method} {c.profile}",
-                           disable=not progress or self.rank != 0, dynamic_ncols=True)
+        bar = progress_bar(
+            total=self.total_steps,
+            initial=self.step,
+            desc=f"{c.method} {c.profile}",
+            disable=not progress or self.rank != 0,
+            dynamic_ncols=True,
+        )
         self.model.train()
         self._window: list[float] = []
         start_time, start_step = time.perf_counter(), self.step
@@ -190,8 +200,9 @@ class Pretrainer:
                 self.train_seconds += time.perf_counter() - tick
                 tick = time.perf_counter()
                 bar.update(1)
-                self._log(metrics, (self.step - start_step) * c.batch_size / max(tick - start_time, 1e-9), bar,
-                          callback)
+                self._log(
+                    metrics, (self.step - start_step) * c.batch_size / max(tick - start_time, 1e-9), bar, callback
+                )
                 if self.out_dir is not None and (self.step % c.checkpoint_every == 0 or self.step == self.total_steps):
                     self.save()
         finally:
@@ -201,14 +212,21 @@ class Pretrainer:
             self.save()
         return self.history
 
-    def _log(self, metrics: dict[str, float], img_per_s: float, bar: Any,
-             callback: Callable[[Pretrainer, dict], None] | None) -> None:
+    def _log(
+        self, metrics: dict[str, float], img_per_s: float, bar: Any, callback: Callable[[Pretrainer, dict], None] | None
+    ) -> None:
         """Average the loss since the last log; on logging steps, record a row, call back and check for collapse."""
         self._window.append(metrics["loss"])
         if "prototype_usage" not in metrics:
             return
-        row = {"step": self.step, "epoch": self.step / self.steps_per_epoch, "lr": self.lr_at(self.step - 1),
-               **metrics, "loss_avg": float(np.mean(self._window)), "img_per_s": img_per_s}
+        row = {
+            "step": self.step,
+            "epoch": self.step / self.steps_per_epoch,
+            "lr": self.lr_at(self.step - 1),
+            **metrics,
+            "loss_avg": float(np.mean(self._window)),
+            "img_per_s": img_per_s,
+        }
         self._window = []
         self.history.rows.append(row)
         bar.set_postfix(loss=f"{row['loss_avg']:.3f}", usage=f"{row['prototype_usage']:.2f}")

@@ -372,17 +372,27 @@ def test_series_without_positions_sorted_by_instance_number(tmp_path: Path) -> N
     assert img.positions is None
 
 
-@pytest.mark.parametrize("keyword, value", [
-    ("ImageOrientationPatient", [1, 0, 0, 0]),  # 4 of 6 direction cosines
-    ("ImagePositionPatient", ["a", "b", "c"]),  # not numbers
-    ("ImagePositionPatient", [0, 0]),
-])
-def test_malformed_geometry_is_a_warning_and_slices_sort_by_instance_number(keyword: str, value: list,
-                                                                             tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "keyword, value",
+    [
+        ("ImageOrientationPatient", [1, 0, 0, 0]),  # 4 of 6 direction cosines
+        ("ImagePositionPatient", ["a", "b", "c"]),  # not numbers
+        ("ImagePositionPatient", [0, 0]),
+    ],
+)
+def test_malformed_geometry_is_a_warning_and_slices_sort_by_instance_number(
+    keyword: str, value: list, tmp_path: Path
+) -> None:
     series = pydicom.uid.generate_uid()
     for file_index, k in enumerate([2, 0, 1]):
-        path = write_dicom(tmp_path / f"x{file_index}.dcm", np.full((4, 4), 10.0 * k), "CT", position=(0, 0, -k),
-                           instance_number=k + 1, series_uid=series)
+        path = write_dicom(
+            tmp_path / f"x{file_index}.dcm",
+            np.full((4, 4), 10.0 * k),
+            "CT",
+            position=(0, 0, -k),
+            instance_number=k + 1,
+            series_uid=series,
+        )
         ds = pydicom.dcmread(path)
         ds.data_element(keyword).VR = "LO" if isinstance(value[0], str) else ds.data_element(keyword).VR
         ds.data_element(keyword).value = value

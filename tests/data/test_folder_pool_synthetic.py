@@ -66,7 +66,9 @@ def test_pool_of_real_sources(data_dir: Path) -> None:
     pool = build_pool(size=32, data_dir=data_dir)
     assert pool.images.shape == (58954 + 4708, 32, 32) and pool.images.dtype == np.uint8
     assert pool_summary(pool) == [
-        ("mednist", "CT", 30000), ("mednist", "MR", 8954), ("mednist", "X-ray", 20000),
+        ("mednist", "CT", 30000),
+        ("mednist", "MR", 8954),
+        ("mednist", "X-ray", 20000),
         ("pneumoniamnist", "X-ray", 4708),
     ]
     assert pool.class_counts()["pneumoniamnist/normal"] == 1214
@@ -76,10 +78,22 @@ def test_pool_of_real_sources(data_dir: Path) -> None:
 
 def test_pool_with_imageset_source_and_balancing() -> None:
     ph = make_phantoms(40, 48, seed=0)
-    a = ImageSet(ph.images[:30], ph.labels[:30], ph.class_names, "multi-class",
-                 np.full(30, "CT", object), np.full(30, "ph_a", object))
-    b = ImageSet(ph.images[30:], ph.labels[30:], ph.class_names, "multi-class",
-                 np.full(10, "MR", object), np.full(10, "ph_b", object))
+    a = ImageSet(
+        ph.images[:30],
+        ph.labels[:30],
+        ph.class_names,
+        "multi-class",
+        np.full(30, "CT", object),
+        np.full(30, "ph_a", object),
+    )
+    b = ImageSet(
+        ph.images[30:],
+        ph.labels[30:],
+        ph.class_names,
+        "multi-class",
+        np.full(10, "MR", object),
+        np.full(10, "ph_b", object),
+    )
     pool = build_pool([a, b], size=32)
     assert len(pool) == 40 and pool.images.shape[1:] == (32, 32)
     weights = balanced_weights(pool.modality)

@@ -61,8 +61,15 @@ def test_float_dicom_with_nan_pixels_is_not_blank(tmp_path: Path) -> None:
     values = np.linspace(-100, 300, 128 * 128, dtype=np.float32).reshape(128, 128)
     values[5, 5] = np.nan
     del ds.PixelData
-    for name in ("BitsStored", "HighBit", "PixelRepresentation", "RescaleSlope", "RescaleIntercept", "WindowCenter",
-                 "WindowWidth"):
+    for name in (
+        "BitsStored",
+        "HighBit",
+        "PixelRepresentation",
+        "RescaleSlope",
+        "RescaleIntercept",
+        "WindowCenter",
+        "WindowWidth",
+    ):
         if name in ds:
             delattr(ds, name)
     ds.FloatPixelData, ds.BitsAllocated = values.tobytes(), 32

@@ -95,8 +95,11 @@ def test_damaged_npz_is_a_data_error_naming_the_file(kind: str, data_dir: Path, 
 
 
 def test_object_arrays_are_refused_not_unpickled(tmp_path: Path) -> None:
-    np.savez(tmp_path / "pneumoniamnist.npz", train_images=np.array([object()] * 2, dtype=object),
-             train_labels=np.zeros((2, 1), np.uint8))
+    np.savez(
+        tmp_path / "pneumoniamnist.npz",
+        train_images=np.array([object()] * 2, dtype=object),
+        train_labels=np.zeros((2, 1), np.uint8),
+    )
     with pytest.raises(DataError, match="not a readable npz file .ValueError: Object arrays cannot be loaded"):
         mm.load_medmnist("pneumoniamnist", data_dir=tmp_path, verify_md5=False)
 

@@ -66,20 +66,24 @@ def test_incomplete_folder_is_refused_and_not_cached(tmp_path: Path, monkeypatch
         (tmp_path / "MedNIST" / name).mkdir(parents=True)
         for j in range(3):
             (tmp_path / "MedNIST" / name / f"{j:06d}.jpeg").write_bytes(_jpeg(40 * (i + 1)))
-    with pytest.raises(DataError, match="6 images where MedNIST has 58,954 .AbdomenCT 3 of 10,000, "
-                                        "BreastMRI 3 of 8,954, CXR 0 of 10,000.*damaged or incomplete"):
+    with pytest.raises(
+        DataError,
+        match="6 images where MedNIST has 58,954 .AbdomenCT 3 of 10,000, "
+        "BreastMRI 3 of 8,954, CXR 0 of 10,000.*damaged or incomplete",
+    ):
         load_mednist(tmp_path, download=False)
     assert not list((tmp_path / "cache").rglob("*.npy"))
 
 
 def test_archive_cut_at_a_damaged_header_is_refused_and_the_intact_one_still_loads(
-        mednist, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mednist, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # tarfile reads a damaged header as the end of the archive: without the layout check this was a short read
     monkeypatch.delenv("MEDSSL_DATA_DIR", raising=False)
     raw = bytearray(gzip.decompress((data_dir / "MedNIST.tar.gz").read_bytes()))
     header = raw.index(b"MedNIST/Hand/")  # a member header past the first classes
     header -= header % 512
-    raw[header + 148:header + 156] = b"garbage!"  # its checksum field
+    raw[header + 148 : header + 156] = b"garbage!"  # its checksum field
     (tmp_path / "MedNIST.tar.gz").write_bytes(gzip.compress(bytes(raw), compresslevel=1))
     with pytest.raises(DataError, match="the copy is damaged or incomplete"):
         load_mednist(tmp_path, download=False)
@@ -93,8 +97,9 @@ def test_truncated_archive(data_dir: Path, tmp_path: Path, monkeypatch: pytest.M
         load_mednist(tmp_path, download=False)
 
 
-def test_damaged_gzip_stream_and_a_cache_folder_that_is_a_file(data_dir: Path, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_damaged_gzip_stream_and_a_cache_folder_that_is_a_file(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("MEDSSL_DATA_DIR", raising=False)
     damaged = bytearray((data_dir / "MedNIST.tar.gz").read_bytes()[:3_000_000])
     damaged[1_000_000:1_000_400] = b"\xff" * 400  # garbage in the deflate stream

@@ -13,10 +13,10 @@ import torch
 from matplotlib.figure import Figure
 
 from medssl_lab import viz as V
-from medssl_lab.evaluation import clusters as C
-from medssl_lab.evaluation import embedding as E
 from medssl_lab import widgets as W
 from medssl_lab.config import INTERACTIVE_ENV
+from medssl_lab.evaluation import clusters as C
+from medssl_lab.evaluation import embedding as E
 
 
 @pytest.fixture(autouse=True)
@@ -104,7 +104,14 @@ def test_purity_by_hand_and_table() -> None:
 def test_nearest_to_prototypes_constructed() -> None:
     protos = np.eye(4, dtype=np.float32)  # prototype 3 gets no sample
     emb = np.array(
-        [[1.0, 0.1, 0, 0], [1.0, 0.5, 0, 0], [2.0, 0.0, 0, 0], [0.2, 1.0, 0, 0], [0.0, 3.0, 0.1, 0], [0.0, 0.1, 1.0, 0]],
+        [
+            [1.0, 0.1, 0, 0],
+            [1.0, 0.5, 0, 0],
+            [2.0, 0.0, 0, 0],
+            [0.2, 1.0, 0, 0],
+            [0.0, 3.0, 0.1, 0],
+            [0.0, 0.1, 1.0, 0],
+        ],
         dtype=np.float32,
     )
     near = C.nearest_to_prototypes(emb, protos, k=2)
@@ -133,7 +140,9 @@ def test_model_scores_agree_with_nearest_and_gallery() -> None:
     assert set(near) == set(np.flatnonzero(counts).tolist())
     for j, idx in near.items():  # nearest by cosine = highest prototype score
         assert scores[idx[0], j] == pytest.approx(scores[:, j].max(), abs=1e-5)
-    fig = V.plot_prototype_gallery(phantoms.images, near, labels=phantoms.labels, max_prototypes=3, per_row=4, counts=counts)
+    fig = V.plot_prototype_gallery(
+        phantoms.images, near, labels=phantoms.labels, max_prototypes=3, per_row=4, counts=counts
+    )
     assert isinstance(fig, Figure) and len(fig.axes) == min(3, len(near)) * 4
 
 
@@ -170,7 +179,9 @@ def test_embedding_plots() -> None:
     assert many.axes[0].get_legend() is None and "categories" in many.axes[0].get_title()
     fig, ax = plt.subplots()
     assert V.plot_embedding(xy, labels, ax=ax) is fig
-    grid = V.plot_embedding_grid(xy, {"modality": labels, "class": rng.integers(0, 6, 300), "cluster": rng.integers(0, 30, 300)})
+    grid = V.plot_embedding_grid(
+        xy, {"modality": labels, "class": rng.integers(0, 6, 300), "cluster": rng.integers(0, 30, 300)}
+    )
     assert len(grid.axes) == 3
     side = V.plot_side_by_side(xy, xy[::-1], labels)
     assert len(side.axes) == 2 and [a.get_title() for a in side.axes] == ["pretrained", "random init"]

@@ -15,7 +15,7 @@ from medssl_lab.errors import DataError
 from medssl_lab.evaluation.downstream import TrainConfig, keep_bn_statistics, train_classifier
 from medssl_lab.evaluation.inference import predict_proba
 from medssl_lab.evaluation.metrics import compute_metrics
-from medssl_lab.pretrain import Pretrainer, PretrainConfig, load_pretrained
+from medssl_lab.pretrain import PretrainConfig, Pretrainer, load_pretrained
 
 from .conftest import SMOKE, phantom_split
 
@@ -38,17 +38,22 @@ def test_every_arm_trains_with_the_same_loop(arm: str, splits, pretrained, monke
     before = {k: v.clone() for k, v in pretrained.model.state_dict().items()}
     sizes = count_test_evaluations(monkeypatch)
     pool = make_phantoms(40, 32, seed=7).images if arm == "hybrid" else None
-    result = train_classifier(arm, train, val, test, pretrained=pretrained if arm != "scratch" else None, pool=pool,
-                              target=0.0, **SMOKE)
+    result = train_classifier(
+        arm, train, val, test, pretrained=pretrained if arm != "scratch" else None, pool=pool, target=0.0, **SMOKE
+    )
     assert [s for s, _ in result.curve] == [2, 4, 6]
     assert sizes == [len(val)] * 3 + [len(test)]  # validation at each evaluation, test exactly once
     best = max(result.curve, key=lambda p: p[1])
     assert (result.best_step, result.best_val_auc) == best
-    again = compute_metrics("binary-class", val.labels, predict_proba(result.model, val, "binary-class", 32, device="cpu"))
+    again = compute_metrics(
+        "binary-class", val.labels, predict_proba(result.model, val, "binary-class", 32, device="cpu")
+    )
     assert again["auc"] == pytest.approx(result.best_val_auc)  # the returned weights are those of the best step
     assert 0.0 <= result.test_auc <= 1.0 and 0.0 <= result.test_acc <= 1.0
     assert result.steps_to_target == 2 and len(result.losses) == 6 and result.n_train == 64
-    assert all(torch.equal(before[k], v) for k, v in pretrained.model.state_dict().items())  # the caller's model is copied
+    assert all(
+        torch.equal(before[k], v) for k, v in pretrained.model.state_dict().items()
+    )  # the caller's model is copied
     ssl = np.array([r["ssl"] for r in result.losses])
     if arm == "hybrid":
         assert (ssl > 0).all() and np.isfinite(ssl).all()
@@ -57,7 +62,7 @@ def test_every_arm_trains_with_the_same_loop(arm: str, splits, pretrained, monke
     else:
         assert (ssl == 0).all()
     trained = dict(result.model.backbone.state_dict())
-    start = {k[len("backbone."):]: v for k, v in before.items() if k.startswith("backbone.")}
+    start = {k[len("backbone.") :]: v for k, v in before.items() if k.startswith("backbone.")}
     unchanged = all(torch.equal(start[k], v) for k, v in trained.items())
     assert unchanged == (arm == "linear")  # frozen (weights and batch-norm statistics) only in the linear arm
 
@@ -65,8 +70,9 @@ def test_every_arm_trains_with_the_same_loop(arm: str, splits, pretrained, monke
 def test_hybrid_weight_and_validation_errors(splits, pretrained) -> None:
     train, val, test = splits
     pool = make_phantoms(32, 32, seed=7).images
-    r = train_classifier("hybrid", train, val, test, pretrained=pretrained, pool=pool,
-                         ssl_weight=0.5, **{**SMOKE, "steps": 2})
+    r = train_classifier(
+        "hybrid", train, val, test, pretrained=pretrained, pool=pool, ssl_weight=0.5, **{**SMOKE, "steps": 2}
+    )
     assert all(x["loss"] == pytest.approx(x["supervised"] + 0.5 * x["ssl"], rel=1e-5) for x in r.losses)
     with pytest.raises(ValueError, match="needs pretrained"):
         train_classifier("finetune", train, val, test, **SMOKE)
@@ -122,17 +128,27 @@ def test_training_from_a_checkpoint_and_multiclass(tmp_path: Path) -> None:
 def test_pretrained_lr_scale_slows_only_the_pretrained_weights(splits, pretrained) -> None:
     train, val, test = splits
     start = {k: v.clone() for k, v in pretrained.model.backbone.named_parameters()}
-    frozen = train_classifier("finetune", train, val, test, pretrained=pretrained, pretrained_lr_scale=0.0,
-                              **{**SMOKE, "steps": 3})
+    frozen = train_classifier(
+        "finetune", train, val, test, pretrained=pretrained, pretrained_lr_scale=0.0, **{**SMOKE, "steps": 3}
+    )
     assert all(torch.equal(start[k], v) for k, v in frozen.model.backbone.named_parameters())
     moved = train_classifier("finetune", train, val, test, pretrained=pretrained, **{**SMOKE, "steps": 3})
     assert not all(torch.equal(start[k], v) for k, v in moved.model.backbone.named_parameters())
     scaled = train_classifier("scratch", train, val, test, pretrained_lr_scale=0.0, **{**SMOKE, "steps": 3})
     plain = train_classifier("scratch", train, val, test, **{**SMOKE, "steps": 3})
     assert scaled.losses == plain.losses  # the scale never touches scratch
-    heads = [train_classifier("linear", train, val, test, pretrained=pretrained, linear_lr=head_lr,
-                              **{**SMOKE, "steps": steps, "eval_every": 1}).model.head.weight
-             for head_lr, steps in ((0.0, 1), (0.0, 3), (0.1, 3))]
+    heads = [
+        train_classifier(
+            "linear",
+            train,
+            val,
+            test,
+            pretrained=pretrained,
+            linear_lr=head_lr,
+            **{**SMOKE, "steps": steps, "eval_every": 1},
+        ).model.head.weight
+        for head_lr, steps in ((0.0, 1), (0.0, 3), (0.1, 3))
+    ]
     assert torch.equal(heads[0], heads[1]) and not torch.equal(heads[1], heads[2])  # linear_lr=0: the head stays put
     ft = train_classifier("finetune", train, val, test, pretrained=pretrained, linear_lr=0.0, **{**SMOKE, "steps": 3})
     assert ft.losses == moved.losses  # linear_lr is the linear arm's alone
@@ -153,19 +169,34 @@ def test_pneumonia_scratch_learns(data_dir: Path) -> None:
     from medssl_lab.data.medmnist import load_medmnist
 
     data = load_medmnist("pneumoniamnist", data_dir=data_dir, download=False)
-    result = train_classifier("scratch", data.train, data.val, data.test, steps=50, eval_every=25, batch_size=32,
-                              device="cpu", seed=0)
+    result = train_classifier(
+        "scratch", data.train, data.val, data.test, steps=50, eval_every=25, batch_size=32, device="cpu", seed=0
+    )
     assert len(result.curve) == 2
     assert result.best_val_auc > 0.85, result.curve  # about 0.93 after 25 steps when measured
     assert result.test_auc > 0.8
 
 
-@pytest.mark.parametrize("field, value", [
-    ("steps", 0), ("batch_size", 1), ("eval_every", -1), ("image_size", 4), ("ssl_batch_size", 1), ("lr", 0.0),
-    ("lr", float("inf")), ("linear_lr", -1.0), ("weight_decay", -1e-4),
-    ("ssl_weight", float("nan")), ("pretrained_lr_scale", -0.5), ("backbone", "resnet_smal"), ("amp", "fp8"),
-    ("dense_eval", (0, 100)), ("steps", 2.5),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("steps", 0),
+        ("batch_size", 1),
+        ("eval_every", -1),
+        ("image_size", 4),
+        ("ssl_batch_size", 1),
+        ("lr", 0.0),
+        ("lr", float("inf")),
+        ("linear_lr", -1.0),
+        ("weight_decay", -1e-4),
+        ("ssl_weight", float("nan")),
+        ("pretrained_lr_scale", -0.5),
+        ("backbone", "resnet_smal"),
+        ("amp", "fp8"),
+        ("dense_eval", (0, 100)),
+        ("steps", 2.5),
+    ],
+)
 def test_impossible_train_settings_are_refused(field: str, value) -> None:
     with pytest.raises(ValueError, match=f"TrainConfig.{field}[= ]"):
         TrainConfig(**{field: value})
@@ -176,7 +207,8 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("pretrained")
     pool = phantom_split(64, 5, binary=False)
     Pretrainer(PretrainConfig.for_profile("smoke", batch_size=32, max_steps=2, device="cpu"), pool, folder).fit(
-        progress=False)
+        progress=False
+    )
     return folder
 
 
@@ -209,6 +241,10 @@ def test_train_config_for_profile_reads_the_profile_table() -> None:
 
     for profile in PROFILES:
         cfg = TrainConfig.for_profile(profile, seed=3)
-        assert (cfg.steps, cfg.batch_size, cfg.seed) == (DOWNSTREAM[profile]["steps"], DOWNSTREAM[profile]["batch_size"], 3)
+        assert (cfg.steps, cfg.batch_size, cfg.seed) == (
+            DOWNSTREAM[profile]["steps"],
+            DOWNSTREAM[profile]["batch_size"],
+            3,
+        )
     with pytest.raises(ValueError, match="unknown profile"):
         TrainConfig.for_profile("laptop")

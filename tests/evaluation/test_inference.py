@@ -17,8 +17,9 @@ def test_extract_features_batches_restores_the_model_and_resizes() -> None:
     backbone.train()
     images = make_phantoms(10, 32, seed=0).images
     full = extract_features(backbone, images, batch_size=512, device="cpu")
-    chunked = extract_features(backbone, ImageSet(images, np.zeros(10, int), ("a",), "multi-class"), batch_size=3,
-                               device="cpu")
+    chunked = extract_features(
+        backbone, ImageSet(images, np.zeros(10, int), ("a",), "multi-class"), batch_size=3, device="cpu"
+    )
     assert full.shape == (10, dim) and full.dtype == np.float32
     assert np.allclose(full, chunked, atol=1e-5)  # eval mode: batch-norm does not depend on the batch
     assert backbone.training  # mode put back

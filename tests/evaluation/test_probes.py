@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medssl_lab.data.synthetic import make_phantoms
 import medssl_lab.evaluation.probes as probes
+from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.evaluation.probes import knn_probe, linear_probe
 
 
@@ -28,7 +28,9 @@ def test_probes_separate_clusters_and_constant_features_do_not(task: str) -> Non
     assert knn["auc"] > 0.95 and lin["auc"] > 0.95 and lin["val_auc"] > 0.95
     const = np.ones_like
     assert knn_probe(const(xtr), ytr, const(xte), yte, task)["auc"] == pytest.approx(0.5)
-    assert linear_probe(const(xtr), ytr, const(xva), yva, const(xte), yte, task, max_iter=20)["auc"] == pytest.approx(0.5)
+    assert linear_probe(const(xtr), ytr, const(xva), yva, const(xte), yte, task, max_iter=20)["auc"] == pytest.approx(
+        0.5
+    )
 
 
 def test_probes_detect_phantom_lesions_from_intensity_features() -> None:
@@ -50,6 +52,8 @@ def test_linear_probe_picks_weight_decay_on_validation_and_tests_once(monkeypatc
     out = linear_probe(xtr, ytr, xva, yva, xte, yte, "multi-class", weight_decays=wds, max_iter=30)
     assert seen == [45, 45, 45, 30]  # every candidate on validation, test once at the end
     monkeypatch.setattr(probes, "compute_metrics", real)
-    vals = {wd: linear_probe(xtr, ytr, xva, yva, xte, yte, "multi-class", weight_decays=(wd,), max_iter=30)["val_auc"]
-            for wd in wds}
+    vals = {
+        wd: linear_probe(xtr, ytr, xva, yva, xte, yte, "multi-class", weight_decays=(wd,), max_iter=30)["val_auc"]
+        for wd in wds
+    }
     assert out["weight_decay"] in wds and out["val_auc"] == pytest.approx(max(vals.values()))

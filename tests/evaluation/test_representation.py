@@ -61,8 +61,9 @@ def phantom_set(n: int, seed: int, binary: bool) -> ImageSet:
 
 
 def test_score_features_reports_every_figure_and_the_score() -> None:
-    data = BenchmarkData(phantom_set(80, 0, True), phantom_set(40, 1, True), phantom_set(80, 2, False),
-                         phantom_set(40, 3, False), "val")
+    data = BenchmarkData(
+        phantom_set(80, 0, True), phantom_set(40, 1, True), phantom_set(80, 2, False), phantom_set(40, 3, False), "val"
+    )
     scores = score_features(pixel_featurizer(32), data, n_clusters=4, draws=5)
     for key in (*SCORE_KEYS, "mednist_1shot_acc", "mednist_10shot_acc_std", "cluster_modality_ari"):
         assert np.isfinite(scores[key]), key
@@ -95,8 +96,10 @@ def test_read_compute_curve_splits_budgets_baselines_and_gains(tmp_path: Path) -
 
     assert read_compute_curve(tmp_path / "missing.csv") is None
     path = tmp_path / "curve.csv"
-    path.write_text("label,variant,cpu_minutes,score,gain_0.01,gain_0.01_std\n"
-                    "e1,bal_e1,4.7,0.88,0.01,0.004\ne4,balanced,21.5,0.91,0.018,0.004\nraw pixels,,,0.85,,\n")
+    path.write_text(
+        "label,variant,cpu_minutes,score,gain_0.01,gain_0.01_std\n"
+        "e1,bal_e1,4.7,0.88,0.01,0.004\ne4,balanced,21.5,0.91,0.018,0.004\nraw pixels,,,0.85,,\n"
+    )
     points, baselines, gains = read_compute_curve(path)
     assert [p["cpu_minutes"] for p in points] == [4.7, 21.5] and baselines == {"raw pixels": {"score": 0.85}}
     assert gains[1] == {"cpu_minutes": 21.5, "fraction": 0.01, "gain_test_auc": 0.018, "gain_test_auc_std": 0.004}

@@ -27,6 +27,10 @@ def test_robustness_rows_cover_every_kind_and_severity(splits) -> None:
 
 
 def test_mean_drops_average_over_severities_per_arm_and_kind() -> None:
-    rows = [{"arm": "a", "kind": "clean", "drop": 0.0}, {"arm": "a", "kind": "noise", "drop": 0.1},
-            {"arm": "a", "kind": "noise", "drop": 0.3}, {"arm": "b", "kind": "noise", "drop": 0.0}]
+    rows = [
+        {"arm": "a", "kind": "clean", "drop": 0.0},
+        {"arm": "a", "kind": "noise", "drop": 0.1},
+        {"arm": "a", "kind": "noise", "drop": 0.3},
+        {"arm": "b", "kind": "noise", "drop": 0.0},
+    ]
     assert mean_drops(rows) == {"noise": {"a": pytest.approx(0.2), "b": 0.0}}

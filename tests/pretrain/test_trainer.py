@@ -22,14 +22,16 @@ from medssl_lab.data.pool import describe_provenance
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
-from medssl_lab.pretrain import Pretrainer, PretrainConfig, load_checkpoint, load_pretrained, pretrain
+from medssl_lab.pretrain import PretrainConfig, Pretrainer, load_checkpoint, load_pretrained, pretrain
 from medssl_lab.profiles import PROFILES
 from medssl_lab.reproduce import ReproduceConfig
 
 
 def phantom_pool(n: int = 128) -> ImageSet:
     ph = make_phantoms(n, 32, seed=0)
-    return ImageSet(ph.images, ph.labels, ph.class_names, "multi-class", np.full(n, "CT", object), np.full(n, "phantoms", object))
+    return ImageSet(
+        ph.images, ph.labels, ph.class_names, "multi-class", np.full(n, "CT", object), np.full(n, "phantoms", object)
+    )
 
 
 def tiny_config(**overrides) -> PretrainConfig:
@@ -70,8 +72,19 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
 
 
 def _pretrain_command(out: Path) -> list[str]:
-    return [sys.executable, "-m", "medssl_lab.cli", "pretrain", "--profile", "smoke", "--synthetic", "--epochs", "6",
-            "--out", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "medssl_lab.cli",
+        "pretrain",
+        "--profile",
+        "smoke",
+        "--synthetic",
+        "--epochs",
+        "6",
+        "--out",
+        str(out),
+    ]
 
 
 def _checkpoint_step(path: Path) -> int:
@@ -85,8 +98,9 @@ def test_killed_at_any_moment_resumes_to_the_same_weights(tmp_path: Path) -> Non
     checkpoint, killed_at = tmp_path / "killed" / "checkpoint.pt", []
     for delay in (0.0, 0.05, 0.3):
         before = _checkpoint_step(checkpoint)
-        run = subprocess.Popen(_pretrain_command(checkpoint.parent), env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+        run = subprocess.Popen(
+            _pretrain_command(checkpoint.parent), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 120
         while _checkpoint_step(checkpoint) <= before and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -142,13 +156,28 @@ def test_checkpoint_records_its_data_and_resume_refuses_other_data(tmp_path: Pat
         pretrain(tiny_config(epochs=1), other, tmp_path, progress=False)
 
 
-@pytest.mark.parametrize("field, value, allowed", [
-    ("epochs", 0, ">= 1"), ("batch_size", -4, ">= 2"), ("batch_size", 0, ">= 2"), ("n_prototypes", 1, ">= 2"),
-    ("image_size", 2.5, ">= 8"), ("max_steps", 0, ">= 1"), ("n_global", 1, ">= 2"), ("lr", 0.0, "> 0"),
-    ("lr", float("nan"), "> 0"), ("temperature", -0.1, "> 0"), ("warmup_fraction", 1.0, "in \\[0.0, 0.99\\]"),
-    ("method", "byol", "one of"), ("backbone", "resnet_smal", "one of"), ("balance", "sources", "one of"),
-    ("optimizer", "adam", "one of"), ("amp", "fp8", "one of"), ("epochs", True, ">= 1"),
-])
+@pytest.mark.parametrize(
+    "field, value, allowed",
+    [
+        ("epochs", 0, ">= 1"),
+        ("batch_size", -4, ">= 2"),
+        ("batch_size", 0, ">= 2"),
+        ("n_prototypes", 1, ">= 2"),
+        ("image_size", 2.5, ">= 8"),
+        ("max_steps", 0, ">= 1"),
+        ("n_global", 1, ">= 2"),
+        ("lr", 0.0, "> 0"),
+        ("lr", float("nan"), "> 0"),
+        ("temperature", -0.1, "> 0"),
+        ("warmup_fraction", 1.0, "in \\[0.0, 0.99\\]"),
+        ("method", "byol", "one of"),
+        ("backbone", "resnet_smal", "one of"),
+        ("balance", "sources", "one of"),
+        ("optimizer", "adam", "one of"),
+        ("amp", "fp8", "one of"),
+        ("epochs", True, ">= 1"),
+    ],
+)
 def test_impossible_settings_are_refused_before_any_work(field: str, value, allowed: str) -> None:
     with pytest.raises(ValueError, match=f"PretrainConfig.{field}={value!r}.*{allowed}".replace("(", "\\(")):
         tiny_config(**{field: value})
