@@ -22,7 +22,8 @@ rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 pool = build_pool(size=int(sys.argv[2]), data_dir=sys.argv[1] or None)
 t2 = time.perf_counter()
 print(json.dumps({"n": len(pool), "import_s": t1 - t0, "load_s": t2 - t1, "pool_mb": pool.images.nbytes / 1e6,
-                  "rss_imports_mb": rss_before / 1e3, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3}))
+                  "rss_imports_mb": rss_before / 1e3,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3}))
 """
 
 
@@ -48,7 +49,8 @@ def main() -> None:
         f"(of which {second['rss_imports_mb']:.0f} MB is python+torch before loading)"
     )
     print(
-        f"n={second['n']} load_s={second['load_s']:.2f} pool_mb={second['pool_mb']:.1f} peak_rss_mb={second['peak_rss_mb']:.0f}"
+        f"n={second['n']} load_s={second['load_s']:.2f} pool_mb={second['pool_mb']:.1f} "
+        f"peak_rss_mb={second['peak_rss_mb']:.0f}"
     )
 
 

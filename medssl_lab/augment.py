@@ -472,7 +472,7 @@ class MultiCropAugment:
         b = x.shape[0]
         n = n_views * b
         u = _rand((n, self._N_PARAMS), generator, x.device)
-        theta = self._thetas(u, tuple(x.shape[-2:]), scale)
+        theta = self._thetas(u, (x.shape[-2], x.shape[-1]), scale)
         src = x if n_views == 1 else x.repeat(n_views, 1, 1, 1)
         v = affine_warp(src, theta, (size, size), mode=c.interpolation)
 

@@ -18,7 +18,10 @@ from medssl_lab.profiles import PROFILES
 
 
 def load_pool(data_dir: str | None, size: int, synthetic: bool = False) -> tuple[ImageSet, bool]:
-    """The real pool (data folder, else download), or synthetic phantoms only when asked for. Returns (pool, is_real)."""
+    """The real pool (data folder, else download), or synthetic phantoms only when asked for.
+
+    Returns (pool, is_real).
+    """
     if not synthetic:
         return build_pool(DEFAULT_SOURCES, size=size, data_dir=data_dir), True
     print("WARNING: SYNTHETIC phantoms (not medical data), as --synthetic asked.", file=sys.stderr)
@@ -39,7 +42,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     pool, real = load_pool(args.data_dir, args.size, args.synthetic)
     print(
-        f"Pretraining pool: {len(pool)} images at {args.size}x{args.size} px, {pool.images.nbytes / 1e6:.1f} MB as uint8"
+        f"Pretraining pool: {len(pool)} images at {args.size}x{args.size} px, "
+        f"{pool.images.nbytes / 1e6:.1f} MB as uint8"
     )
     print(f"{'source':<16}{'modality':<16}{'images':>8}")
     for source, modality, count in pool_summary(pool):

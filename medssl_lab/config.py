@@ -102,7 +102,10 @@ def headless() -> bool:
 
 
 def progress_bar(*args: Any, **kwargs: Any) -> Any:
-    """A tqdm bar: the notebook widget interactively, plain text when :func:`headless` (no widget JSON in saved notebooks)."""
+    """A tqdm bar: the notebook widget interactively, plain text when :func:`headless`.
+
+    Plain text keeps widget JSON out of saved notebooks.
+    """
     if headless():
         from tqdm.std import tqdm
     else:

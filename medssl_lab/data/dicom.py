@@ -29,6 +29,7 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -236,7 +237,7 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
             )
     positions = None
     if all(img.positions is not None and len(img.positions) == img.num_frames for img in images):
-        positions = np.concatenate([img.positions for img in images])  # type: ignore[misc]
+        positions = np.concatenate([img.positions for img in images])
     files: list[Path] = []
     for img in images:
         files.extend([img.path] * img.num_frames)
@@ -253,7 +254,7 @@ def read_dicom_series(folder: str | os.PathLike, series_uid: str | None = None) 
         series_uid=first.series_uid,
         transfer_syntax=first.transfer_syntax,
         files=tuple(files),
-        voi_lut=np.concatenate([img.voi_lut for img in images])  # type: ignore[misc]
+        voi_lut=np.concatenate([img.voi_lut for img in images])
         if all(img.voi_lut is not None for img in images)
         else None,
     )
@@ -340,8 +341,9 @@ def _vector(value: object, length: int, path: Path, keyword: str) -> tuple[float
     """A geometry tag as ``length`` finite numbers; None when absent, or malformed (with a warning naming it)."""
     if value is None or value == "":
         return None
+    items: Sequence[Any] = value if isinstance(value, (list, tuple, MultiValue)) else [value]
     try:
-        numbers = tuple(float(v) for v in (value if isinstance(value, (list, tuple, MultiValue)) else [value]))
+        numbers = tuple(float(v) for v in items)
     except (TypeError, ValueError):
         numbers = ()
     if len(numbers) != length or not all(np.isfinite(numbers)):
@@ -358,9 +360,10 @@ def _sort_slices(members: list[tuple[Path, Dataset]]) -> list[tuple[Path, Datase
     """Slices in spatial order: position along the normal, else InstanceNumber, else file name."""
     positions = [_vector(ds.get("ImagePositionPatient"), 3, path, "ImagePositionPatient") for path, ds in members]
     orientation = _vector(members[0][1].get("ImageOrientationPatient"), 6, members[0][0], "ImageOrientationPatient")
-    if orientation is not None and all(p is not None for p in positions):
+    known = [p for p in positions if p is not None]
+    if orientation is not None and len(known) == len(positions):
         normal = _slice_normal(orientation)
-        keys = {m[0]: float(np.dot(p, normal)) for m, p in zip(members, positions)}
+        keys = {m[0]: float(np.dot(p, normal)) for m, p in zip(members, known)}
         return sorted(members, key=lambda m: (keys[m[0]], m[0].name))
     numbers = {path: _first_float(ds.get("InstanceNumber")) for path, ds in members}
     if all(n is not None for n in numbers.values()):
@@ -551,7 +554,7 @@ def _file_window(ds: Dataset) -> tuple[float | None, float | None]:
 
 def _geometry(
     ds: Dataset, path: Path, frames: int
-) -> tuple[tuple[float, ...] | None, np.ndarray | None, tuple[float, ...] | None]:
+) -> tuple[tuple[float, float] | None, np.ndarray | None, tuple[float, ...] | None]:
     """Pixel spacing, per-frame positions and orientation, from the top level or an enhanced file's groups.
 
     Each is None when absent or malformed, so series sorting falls back to InstanceNumber.
@@ -559,9 +562,10 @@ def _geometry(
     raw_spacing = (
         ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or _shared(ds, "PixelMeasuresSequence", "PixelSpacing")
     )
-    spacing = _vector(raw_spacing, 2, path, "PixelSpacing")
-    if spacing is not None and min(spacing) <= 0:
-        spacing = None  # zero spacing (seen in CR files) means unknown
+    row_col = _vector(raw_spacing, 2, path, "PixelSpacing")
+    spacing: tuple[float, float] | None = None
+    if row_col is not None and min(row_col) > 0:  # zero spacing (seen in CR files) means unknown
+        spacing = (row_col[0], row_col[1])
 
     positions = None
     if ds.get("ImagePositionPatient") and frames == 1:

@@ -73,7 +73,7 @@ def load_image_folder(
         raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
     classes = list_class_folder(root)
     images, labels, skipped = [], [], []
-    for index, (name, files) in enumerate(classes.items()):
+    for index, (_name, files) in enumerate(classes.items()):
         for file in files:
             try:
                 images.append(decode_gray(file, str(file), size))

@@ -106,7 +106,8 @@ class TrainConfig:
         return cls(**{**profile_settings(DOWNSTREAM, profile), **overrides})
 
     def is_eval_step(self, step: int) -> bool:
-        """Validate every ``eval_every`` steps, at the last step, and every ``dense_eval[0]`` steps up to ``dense_eval[1]``.
+        """Validate every ``eval_every`` steps, at the last step, and every ``dense_eval[0]`` steps
+        up to ``dense_eval[1]``.
 
         Steps-to-target is only as fine as this grid; pretrained arms often reach the target
         within a few steps, so the early grid must be fine for the reduction to show.
@@ -404,7 +405,9 @@ def _fit(run: _ArmRun, val: ImageSet) -> tuple[list[tuple[int, float]], list[dic
                 best_auc, best_step = auc, step
                 best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
     if best_state is None:
-        warnings.warn(f"{run.arm}: validation AUC was never defined; the final weights are kept", RuntimeWarning)
+        warnings.warn(
+            f"{run.arm}: validation AUC was never defined; the final weights are kept", RuntimeWarning, stacklevel=2
+        )
         return curve, losses, best_step, float("nan")
     run.model.load_state_dict(best_state)
     return curve, losses, best_step, best_auc

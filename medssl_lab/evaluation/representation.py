@@ -168,7 +168,10 @@ def score_baselines(
 def representation_benchmark(
     checkpoint: str | os.PathLike, data: BenchmarkData, device: str = "auto", draws: int = 100
 ) -> dict[str, dict[str, float]]:
-    """``{"pretrained": ..., "random_init": ..., "raw_pixels": ...}`` for a checkpoint, ready for :func:`format_table`."""
+    """``{"pretrained": ..., "random_init": ..., "raw_pixels": ...}`` for a checkpoint.
+
+    Ready for :func:`format_table`.
+    """
     config = load_pretrained(Path(checkpoint), "cpu").config
     return {
         "pretrained": score_checkpoint(checkpoint, data, device, draws),
@@ -193,7 +196,9 @@ def format_table(rows: dict[str, dict[str, float]], split: str) -> str:
 def read_compute_curve(
     path: str | os.PathLike = COMPUTE_CURVE,
 ) -> tuple[list[dict], dict[str, dict[str, float]], list[dict]] | None:
-    """The budgets, baselines and downstream gains of a compute-curve CSV, as :func:`~medssl_lab.viz.plot_compute_curve` takes them.
+    """The budgets, baselines and downstream gains of a compute-curve CSV.
+
+    In the form :func:`~medssl_lab.viz.plot_compute_curve` takes them.
 
     Returns None when the file is not there (an installed package without the repository).
     """
