@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Sequence
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -243,6 +244,8 @@ class FeatureQueue(nn.Module):
         start_epoch: first epoch (0-based) at which the queue is filled and used.
     """
 
+    embeddings: torch.Tensor  # (n_views, length, dim) buffer
+
     def __init__(self, length: int, dim: int, n_views: int = 2, start_epoch: int = 0) -> None:
         super().__init__()
         if length <= 0 or dim <= 0 or n_views <= 0:
@@ -300,8 +303,8 @@ class FeatureQueue(nn.Module):
         """
         if not self.full:
             return None
-        w = prototypes.weight if isinstance(prototypes, nn.Module) else prototypes
-        w = w.detach().float()
+        weight = cast(torch.Tensor, prototypes.weight) if isinstance(prototypes, nn.Module) else prototypes
+        w = weight.detach().float()
         return [self.embeddings[v].to(w.device) @ w.t() for v in range(self.embeddings.shape[0])]
 
 
@@ -339,7 +342,7 @@ class _GatherWithGrad(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, group: dist.ProcessGroup | None
+        ctx: Any, x: torch.Tensor, group: dist.ProcessGroup | None
     ) -> torch.Tensor:
         ctx.group = group
         ctx.rank = dist.get_rank(group)
@@ -349,7 +352,7 @@ class _GatherWithGrad(torch.autograd.Function):
         return torch.cat(parts, dim=0)
 
     @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         grad = grad.contiguous().clone()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)
         return grad[ctx.rank * ctx.n : (ctx.rank + 1) * ctx.n], None
