@@ -8,7 +8,7 @@ import torch
 
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
-from medssl_lab.pretrain import Pretrainer, PretrainConfig, load_pretrained
+from medssl_lab.pretrain import PretrainConfig, Pretrainer, load_pretrained
 
 
 def test_a_trained_handle_and_its_checkpoint_agree(tmp_path: Path) -> None:
