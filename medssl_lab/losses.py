@@ -341,9 +341,7 @@ class _GatherWithGrad(torch.autograd.Function):
     """All-gather along dim 0 whose backward sums every process's gradient of the local part."""
 
     @staticmethod
-    def forward(
-        ctx: Any, x: torch.Tensor, group: dist.ProcessGroup | None
-    ) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, group: dist.ProcessGroup | None) -> torch.Tensor:
         ctx.group = group
         ctx.rank = dist.get_rank(group)
         ctx.n = x.shape[0]

@@ -98,10 +98,10 @@ class ReproduceConfig:
 def downstream_data(task: str, data_dir: str | os.PathLike | None) -> tuple[ImageSet, ImageSet, ImageSet]:
     """(train, val, test) of a downstream task: PneumoniaMNIST's official splits, MedNIST's seeded split."""
     if task == "mednist":
-        data = load_mednist(data_dir, seed=0)
-        return data.train, data.val, data.test
-    data = load_medmnist(task, data_dir=data_dir)
-    return data.train, data.val, data.test
+        mednist = load_mednist(data_dir, seed=0)
+        return mednist.train, mednist.val, mednist.test
+    medmnist = load_medmnist(task, data_dir=data_dir)
+    return medmnist.train, medmnist.val, medmnist.test
 
 
 def _run_name(task: str, fraction: float, arm: str, seed: int) -> str:
@@ -263,10 +263,10 @@ def write_reports(out_dir: str | os.PathLike, meta: dict | None = None) -> Path:
         writer.writeheader()
         writer.writerows(records)
     with open(out / "curves.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["task", "fraction", "arm", "seed", "step", "val_auc"])
+        curve_writer = csv.writer(handle)
+        curve_writer.writerow(["task", "fraction", "arm", "seed", "step", "val_auc"])
         for r in records:
-            writer.writerows([r["task"], r["fraction"], r["arm"], r["seed"], s, a] for s, a in r["curve"])
+            curve_writer.writerows([r["task"], r["fraction"], r["arm"], r["seed"], s, a] for s, a in r["curve"])
     robust = [
         {"task": r["task"], "fraction": r["fraction"], "arm": r["arm"], "seed": r["seed"], **row}
         for r in records

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
 
 from medssl_lab.augment import (
     PERTURBATION_LEVELS,
@@ -426,7 +426,7 @@ def plot_windows(hu: np.ndarray, windows: Mapping[str, tuple[float, float]], pan
 
 def plot_image_grid(
     images: np.ndarray,
-    index: Sequence[int],
+    index: Sequence[int] | np.ndarray,
     labels: np.ndarray | None = None,
     title: str = "",
     ncols: int = 8,
@@ -485,7 +485,7 @@ def plot_cluster_metrics(metrics: Mapping[str, Mapping[str, Mapping[str, float]]
 
 def plot_prototype_gallery(
     images: Any,
-    nearest: Mapping[int, Sequence[int]],
+    nearest: Mapping[int, Sequence[int] | np.ndarray],
     labels: Any = None,
     max_prototypes: int = 12,
     per_row: int = 8,
@@ -560,7 +560,7 @@ def plot_embedding(
     ax: Axes | None = None,
     point_size: float | None = None,
     max_legend: int = 20,
-) -> Figure:
+) -> Figure | SubFigure:
     """Scatter 2-D coordinates coloured by a categorical label, with a legend.
 
     Points are drawn in a random (fixed) order so that no category hides the others by
@@ -574,13 +574,14 @@ def plot_embedding(
         ax: draw into this axes; a new figure is made when None.
 
     Returns:
-        The figure holding the axes.
+        The figure holding the axes (a :class:`~matplotlib.figure.SubFigure` when ``ax`` is in one).
     """
     xy = as_numpy(coords)
     if xy.ndim != 2 or xy.shape[1] != 2:
         raise ValueError(f"coords must be (n, 2), got shape {xy.shape}")
     lab = label_vector(colour_by, len(xy), "colour_by")
     names, codes = encode_labels(lab)
+    fig: Figure | SubFigure
     if ax is None:
         fig, ax = plt.subplots(figsize=(5, 4.5))
     else:

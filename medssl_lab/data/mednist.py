@@ -101,7 +101,9 @@ def _decode_archive(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 parts = Path(member.name).parts
                 if not member.isfile() or len(parts) < 2 or parts[-2] not in MEDNIST_CLASSES:
                     continue
-                data = tar.extractfile(member).read()
+                fileobj = tar.extractfile(member)
+                assert fileobj is not None  # a regular file (member.isfile() above)
+                data = fileobj.read()
                 images.append(decode_gray(data, f"{path}:{member.name}", MEDNIST_SIZE))
                 labels.append(MEDNIST_CLASSES.index(parts[-2]))
     except (tarfile.TarError, EOFError, OSError, zlib.error, DataError) as exc:  # DataError: a member that is no JPEG

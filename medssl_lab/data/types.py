@@ -7,6 +7,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def random_subset_index(n: int, k: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a seeded random subset of ``k`` out of ``n`` (all of them when ``k`` is None or >= ``n``).
+
+    The one way the package draws "a smaller random part" (pool limits, notebook subsets, UMAP points), so the same
+    seed always gives the same images.
+    """
+    if k is None or n <= k:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+
+
 @dataclass
 class ImageSet:
     """Grayscale images held as uint8, with labels and per-image tags.
@@ -59,6 +70,10 @@ class ImageSet:
             self.modality[index],
             self.source[index],
         )
+
+    def sample(self, k: int | None, seed: int = 0) -> ImageSet:
+        """A seeded random subset of ``k`` images in their stored order (all when ``k`` is None or >= the size)."""
+        return self if k is None or len(self) <= k else self.subset(random_subset_index(len(self), k, seed))
 
     def class_counts(self) -> dict[str, int]:
         """Images per class (per positive label for multi-label tasks)."""

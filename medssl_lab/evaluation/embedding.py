@@ -7,14 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from medssl_lab.data.types import random_subset_index
 from medssl_lab.evaluation.clusters import as_numpy
-
-
-def subsample_index(n: int, max_points: int | None, seed: int = 0) -> np.ndarray:
-    """Sorted indices of a seeded random subset of ``max_points`` out of ``n`` (all if fewer)."""
-    if max_points is None or n <= max_points:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=max_points, replace=False))
 
 
 def compute_umap(
@@ -65,7 +59,7 @@ def compute_umap(
         raise ValueError(f"UMAP needs at least 4 points, got {len(x)}")
     if not np.isfinite(x).all():
         raise ValueError("features contain NaN or inf; check the model (a diverged run?) before plotting")
-    index = subsample_index(len(x), max_points, seed)
+    index = random_subset_index(len(x), max_points, seed)
     x = np.ascontiguousarray(x[index], dtype=np.float32)
     k = int(min(n_neighbors, len(x) - 1))
     import warnings

@@ -7,6 +7,7 @@ afterwards, so callers keep their model as it was.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 import torch
@@ -89,7 +90,9 @@ def _batched(
 
 
 def _encode_fn(encoder: nn.Module) -> Callable[[Tensor], Tensor]:
-    return encoder.encode if hasattr(encoder, "encode") else encoder  # SwAVModel, Classifier, or a bare backbone
+    if hasattr(encoder, "encode"):  # SwAVModel, Classifier
+        return cast(Callable[[Tensor], Tensor], encoder.encode)
+    return encoder  # a bare backbone
 
 
 def extract_features(

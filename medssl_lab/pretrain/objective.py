@@ -79,11 +79,11 @@ class SSLObjective:
         with autocast(amp, views[0].device):
             embeddings, scores = self.net(views)
         if self.config.method == "swav":
-            use_queue = self.queue is not None and self.queue.enabled(epoch)
-            queue_scores = self.queue.scores(self.model.prototypes) if use_queue else None
+            queue = self.queue if self.queue is not None and self.queue.enabled(epoch) else None
+            queue_scores = queue.scores(self.model.prototypes) if queue is not None else None
             loss = self.loss_fn(scores[:n_global], scores[n_global:], queue_scores)
-            if use_queue:
-                self.queue.push([e.detach() for e in embeddings[:n_global]])
+            if queue is not None:
+                queue.push([e.detach() for e in embeddings[:n_global]])
         else:
             loss = self.loss_fn(embeddings[0].float(), embeddings[1].float())
         return loss, self.diagnostics(scores[:n_global]) if diagnose else {}

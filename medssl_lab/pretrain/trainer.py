@@ -58,9 +58,7 @@ def _limit_pool(pool: ImageSet, config: PretrainConfig) -> ImageSet:
     """The seeded subset ``pool_limit`` asks for, after checking the pool can fill a batch."""
     if len(pool) == 0:
         raise TrainingError("the pretraining pool is empty; build it with medssl_lab.data.pool.build_pool")
-    if config.pool_limit is not None and config.pool_limit < len(pool):
-        keep = np.sort(np.random.default_rng(config.seed).choice(len(pool), config.pool_limit, replace=False))
-        pool = pool.subset(keep)
+    pool = pool.sample(config.pool_limit, config.seed)
     if len(pool) < config.batch_size:
         raise TrainingError(f"the pool has {len(pool)} images, fewer than one batch of {config.batch_size}")
     return pool
@@ -99,7 +97,8 @@ class Pretrainer:
         self.augment = MultiCropAugment(config.augment_config())
         self.model = build_model(config).to(self.device)
         if config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            # torch's stubs for Module.to lack the memory_format keyword that it accepts (and documents)
+            self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.objective = SSLObjective(
             self.model, config, wrap_for_processes(self.model, self.device, self.world), self.world
         )
