@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -11,77 +12,68 @@ from medssl_lab.evaluation.downstream import ARMS
 
 
 def mean_std(values: list[float]) -> str:
+    """``mean ± std`` of the finite values (one value alone, "n/a" for none)."""
     values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:
         return "n/a"
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
+def _convergence_cell(runs: list[dict[str, Any]]) -> str:
+    """Median steps to the target and the mean reduction, and how many runs reached it."""
+    steps = [r["steps_to_target"] for r in runs if r["steps_to_target"] is not None]
+    reductions = [r["step_reduction_pct"] for r in runs if r["step_reduction_pct"] is not None]
+    reached = f"{len(steps)}/{len(runs)} reached"
+    return f"{np.median(steps):.0f} ({np.mean(reductions):+.0f} %), {reached}" if steps and reductions else reached
+
+
+def _arm_table(title: str, records: list[dict], arms: list[str], cell: Callable[[list[dict]], str]) -> list[str]:
+    """A Markdown table: one row per (task, label fraction), one column per arm, ``cell`` of that arm's runs."""
+    lines = ["", f"### {title}", "", "| task | labels | " + " | ".join(arms) + " |", "|---|---:|" + "---:|" * len(arms)]
+    for task, fraction in sorted({(r["task"], r["fraction"]) for r in records}):
+        runs = {a: [r for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, a)] for a in arms}
+        lines.append(f"| {task} | {fraction:g} | " + " | ".join(cell(runs[a]) for a in arms) + " |")
+    return lines
+
+
+def _robustness_table(robust: list[dict], arms: list[str]) -> list[str]:
+    """Mean AUC drop per arm and perturbation kind, beside the clean AUC."""
+    kinds = list(dict.fromkeys(r["kind"] for r in robust if r["kind"] != "clean"))
+    lines = [
+        "",
+        f"### Robustness: mean AUC drop from clean over severities ({robust[0]['task']}, "
+        f"{robust[0]['fraction']:g} labels)",
+        "",
+        "| arm | clean AUC | " + " | ".join(kinds) + " |",
+        "|---|---:|" + "---:|" * len(kinds),
+    ]
+    for a in arms:
+        rows = [r for r in robust if r["arm"] == a]
+        if rows:
+            clean = mean_std([r["auc"] for r in rows if r["kind"] == "clean"])
+            drops = [f"{np.mean([r['drop'] for r in rows if r['kind'] == k]):.3f}" for k in kinds]
+            lines.append(f"| {a} | {clean} | " + " | ".join(drops) + " |")
+    return lines
+
+
 def summary_markdown(records: list[dict], robust: list[dict], meta: dict) -> str:
     """Markdown tables: test AUC / ACC (mean ± std over seeds), convergence, robustness drops."""
     arms = [a for a in ARMS if any(r["arm"] == a for r in records)]
-    keys = sorted({(r["task"], r["fraction"]) for r in records})
     seeds = sorted({r["seed"] for r in records})
     lines = [
         f"Profile `{meta.get('profile', '?')}`; seeds {seeds}; mean ± std over seeds."
-        + (f" Pretrained on {meta['data']}; medssl-lab {meta['package']}." if "data" in meta else ""),
-        "",
-        "### Test AUC",
-        "",
-        "| task | labels | " + " | ".join(arms) + " |",
-        "|---|---:|" + "---:|" * len(arms),
+        + (f" Pretrained on {meta['data']}; medssl-lab {meta['package']}." if "data" in meta else "")
     ]
-    for task, fraction in keys:
-        cells = [
-            mean_std([r["test_auc"] for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, a)])
-            for a in arms
-        ]
-        lines.append(f"| {task} | {fraction:g} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "### Test ACC",
-        "",
-        "| task | labels | " + " | ".join(arms) + " |",
-        "|---|---:|" + "---:|" * len(arms),
-    ]
-    for task, fraction in keys:
-        cells = [
-            mean_std([r["test_acc"] for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, a)])
-            for a in arms
-        ]
-        lines.append(f"| {task} | {fraction:g} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "### Convergence: steps to 95 % of scratch's best validation AUC (reduction vs scratch, %)",
-        "",
-        "| task | labels | " + " | ".join(arms) + " |",
-        "|---|---:|" + "---:|" * len(arms),
-    ]
-    for task, fraction in keys:
-        cells = []
-        for a in arms:
-            rs = [r for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, a)]
-            steps = [r["steps_to_target"] for r in rs if r["steps_to_target"] is not None]
-            red = [r["step_reduction_pct"] for r in rs if r["step_reduction_pct"] is not None]
-            reached = f"{len(steps)}/{len(rs)} reached"
-            cells.append(f"{np.median(steps):.0f} ({np.mean(red):+.0f} %), {reached}" if steps and red else reached)
-        lines.append(f"| {task} | {fraction:g} | " + " | ".join(cells) + " |")
+    lines += _arm_table("Test AUC", records, arms, lambda runs: mean_std([r["test_auc"] for r in runs]))
+    lines += _arm_table("Test ACC", records, arms, lambda runs: mean_std([r["test_acc"] for r in runs]))
+    lines += _arm_table(
+        "Convergence: steps to 95 % of scratch's best validation AUC (reduction vs scratch, %)",
+        records,
+        arms,
+        _convergence_cell,
+    )
     if robust:
-        kinds = list(dict.fromkeys(r["kind"] for r in robust if r["kind"] != "clean"))
-        lines += [
-            "",
-            f"### Robustness: mean AUC drop from clean over severities ({robust[0]['task']}, "
-            f"{robust[0]['fraction']:g} labels)",
-            "",
-            "| arm | clean AUC | " + " | ".join(kinds) + " |",
-            "|---|---:|" + "---:|" * len(kinds),
-        ]
-        for a in arms:
-            rows = [r for r in robust if r["arm"] == a]
-            if rows:
-                clean = mean_std([r["auc"] for r in rows if r["kind"] == "clean"])
-                drops = [f"{np.mean([r['drop'] for r in rows if r['kind'] == k]):.3f}" for k in kinds]
-                lines.append(f"| {a} | {clean} | " + " | ".join(drops) + " |")
+        lines += _robustness_table(robust, arms)
     if "pretrain_seconds" in meta:
         lines += [
             "",
