@@ -64,12 +64,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "bal_size64_e1": dict(BALANCED, image_size=64, global_size=64, local_size=32, epochs=1),
     # SwAV's queue: 4 batches of stored embeddings join each Sinkhorn batch from the second epoch on.
     "bal_queue": dict(BALANCED, queue_length=1024, queue_start_epoch=1),
+    # The chosen recipe again with another seed: how far apart two runs of one recipe land.
+    "balanced_seed1": dict(BALANCED, seed=1),
 }
 
 
 def pretrain_variant(name: str, overrides: dict[str, Any], runs: Path, data_dir: str | None) -> Path:
     """Pretrain (or finish pretraining) one variant; returns its run folder."""
-    config = PretrainConfig.for_profile("cpu", seed=0, **{**SEARCH_START, **overrides})
+    config = PretrainConfig.for_profile("cpu", **{"seed": 0, **SEARCH_START, **overrides})
     folder = runs / name
     checkpoint = folder / "checkpoint.pt"
     if checkpoint.exists() and load_checkpoint(checkpoint).get("stopped") == "finished":
