@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 
 from medssl_lab.config import interactive_setting
 from medssl_lab.data.dicom import WINDOW_PRESETS
+from medssl_lab.evaluation.clusters import as_numpy, label_vector
 from medssl_lab.viz import plot_image_grid, plot_prototype_gallery, plot_views, plot_windows
 
 __all__ = [
@@ -328,12 +329,12 @@ def cluster_browser(
         majority label) and the images. Static: a gallery, one row per large cluster.
     """
     imgs = np.asarray(images)
-    a = np.asarray(assignments.detach().cpu() if hasattr(assignments, "detach") else assignments).reshape(-1)
+    a = as_numpy(assignments).reshape(-1)
     if imgs.ndim != 3 or len(imgs) != len(a):
         raise ValueError(f"need (N, H, W) images and (N,) assignments, got {imgs.shape} and {a.shape}")
     if len(a) == 0:
         raise ValueError("cluster_browser got no images")
-    lab = None if labels is None else np.asarray(labels).reshape(len(a), -1)[:, 0]
+    lab = None if labels is None else label_vector(labels, len(a))
     clusters, sizes = np.unique(a, return_counts=True)
     order = clusters[np.lexsort((clusters, -sizes))]
     size_of = dict(zip(clusters.tolist(), sizes.tolist()))

@@ -1,4 +1,4 @@
-"""Cluster metrics, prototype neighbours, UMAP, embedding plots and the widget explorers."""
+"""Cluster metrics and prototype neighbours (the gallery figure of them too)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,7 @@ import torch
 from matplotlib.figure import Figure
 
 from medssl_lab import viz as V
-from medssl_lab import widgets as W
-from medssl_lab.config import INTERACTIVE_ENV
 from medssl_lab.evaluation import clusters as C
-from medssl_lab.evaluation import embedding as E
 
 
 @pytest.fixture(autouse=True)
@@ -144,108 +141,6 @@ def test_model_scores_agree_with_nearest_and_gallery() -> None:
         phantoms.images, near, labels=phantoms.labels, max_prototypes=3, per_row=4, counts=counts
     )
     assert isinstance(fig, Figure) and len(fig.axes) == min(3, len(near)) * 4
-
-
-# --------------------------------------------------------------------------- UMAP and plots
-
-
-def test_umap_separates_blobs_and_subsamples_deterministically() -> None:
-    from sklearn.neighbors import KNeighborsClassifier
-
-    x, y = _blobs(600)
-    coords, index = E.compute_umap(x, seed=0)
-    assert coords.shape == (600, 2) and index.tolist() == list(range(600))
-    knn = KNeighborsClassifier(5).fit(coords[::2], y[::2])
-    assert knn.score(coords[1::2], y[1::2]) > 0.95
-
-    c1, i1 = E.compute_umap(x, seed=3, max_points=200)
-    c2, i2 = E.compute_umap(x, seed=3, max_points=200)
-    assert len(i1) == 200 and np.all(np.diff(i1) > 0)
-    np.testing.assert_array_equal(i1, i2)
-    np.testing.assert_allclose(c1, c2)
-    assert not np.array_equal(i1, E.compute_umap(x, seed=4, max_points=200)[1])
-    with pytest.raises(ValueError, match="NaN"):
-        E.compute_umap(np.full((10, 3), np.nan))
-
-
-def test_embedding_plots() -> None:
-    rng = np.random.default_rng(0)
-    xy = rng.normal(size=(300, 2))
-    labels = rng.choice(["CT", "MR", "X-ray"], 300)
-    fig = V.plot_embedding(xy, labels, title="modality")
-    assert isinstance(fig, Figure) and len(fig.axes) == 1
-    assert len(fig.axes[0].get_legend().get_texts()) == 3
-    many = V.plot_embedding(xy, rng.integers(0, 64, 300), title="cluster")
-    assert many.axes[0].get_legend() is None and "categories" in many.axes[0].get_title()
-    fig, ax = plt.subplots()
-    assert V.plot_embedding(xy, labels, ax=ax) is fig
-    grid = V.plot_embedding_grid(
-        xy, {"modality": labels, "class": rng.integers(0, 6, 300), "cluster": rng.integers(0, 30, 300)}
-    )
-    assert len(grid.axes) == 3
-    side = V.plot_side_by_side(xy, xy[::-1], labels)
-    assert len(side.axes) == 2 and [a.get_title() for a in side.axes] == ["pretrained", "random init"]
-    with pytest.raises(ValueError, match="colour_by"):
-        V.plot_embedding(xy, labels[:10])
-
-
-# --------------------------------------------------------------------------- widgets
-
-
-def test_widgets_static_and_interactive(monkeypatch: pytest.MonkeyPatch) -> None:
-    from medssl_lab.augment import MultiCropAugment, MultiCropConfig
-    from medssl_lab.data.synthetic import make_phantoms
-
-    monkeypatch.delenv(INTERACTIVE_ENV, raising=False)
-    assert W.resolve_interactive(None) is False  # pytest is no Jupyter kernel
-    monkeypatch.setenv(INTERACTIVE_ENV, "0")
-    assert W.resolve_interactive(None) is False
-    from tqdm import auto, std
-
-    from medssl_lab.config import progress_bar
-
-    with progress_bar(total=1, disable=True) as bar:  # headless: plain text, never a widget saved in the notebook
-        assert type(bar) is std.tqdm
-    monkeypatch.setenv(INTERACTIVE_ENV, "1")
-    with progress_bar(total=1, disable=True) as bar:
-        assert type(bar) is auto.tqdm and auto.tqdm is not std.tqdm  # notebook-aware
-    monkeypatch.setenv(INTERACTIVE_ENV, "0")
-    hu = make_phantoms(1, size=32, seed=0, hu=True).images[0]
-    img = make_phantoms(1, size=32, seed=0).images[0]
-    images = make_phantoms(40, size=16, seed=1).images
-    assignments = np.arange(40) % 5
-    labels = np.array(["CT", "MR"] * 20)
-
-    presets = {"lung": (-600.0, 1500.0), "bone": (400.0, 1800.0)}
-    fig = W.window_level_explorer(hu, presets)
-    assert isinstance(fig, Figure) and len(fig.axes) == 2
-    assert len(W.window_level_explorer(hu).axes) >= 2  # default CT presets
-    fig = W.augmentation_explorer(img, interactive=False)
-    assert isinstance(fig, Figure) and len(fig.axes) > 2
-
-    def make(overrides: dict) -> MultiCropAugment:
-        return MultiCropAugment(MultiCropConfig(global_size=16, local_size=8, n_local=2, **overrides))
-
-    assert len(W.augmentation_explorer(img, make, interactive=False, n_samples=1).axes) == 1 + 4
-    fig = W.cluster_browser(images, assignments, labels, interactive=False, per_page=4, max_clusters=3)
-    assert isinstance(fig, Figure) and len(fig.axes) == 3 * 4
-
-    ipywidgets = pytest.importorskip("ipywidgets")
-    for widget in (
-        W.window_level_explorer(hu, presets, interactive=True),
-        W.augmentation_explorer(img, make, interactive=True, n_samples=1),
-        W.cluster_browser(images, assignments, labels, interactive=True, per_page=4),
-    ):
-        assert isinstance(widget, ipywidgets.Widget)
-    # Moving the controls redraws without error.
-    wl = W.window_level_explorer(hu, presets, interactive=True)
-    dropdown, center, _width = wl.children[0].children
-    dropdown.value = "bone"
-    assert center.value == 400.0
-    center.value = 0.0
-    assert dropdown.value == "custom"
-    browser = W.cluster_browser(images, assignments, labels, interactive=True, per_page=4)
-    browser.children[0].value = browser.children[0].options[-1][1]
 
 
 # --------------------------------------------------------------------------- real data
