@@ -202,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["data", *argv]  # the default job
     args = parser.parse_args(argv)
     try:
+        if args.command in ("pretrain", "reproduce", "benchmark"):
+            from medssl_lab.threads import configure_threads
+
+            print(configure_threads(), file=sys.stderr)  # before any torch work
         return args.func(args)
     except (MedsslError, ValueError, FileNotFoundError, PermissionError) as exc:  # what a user's input can cause
         print(f"error: {exc}", file=sys.stderr)

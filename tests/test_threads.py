@@ -1,0 +1,73 @@
+"""Thread counts that fit the CPUs a process really has: cgroup quotas (v1, v2), affinity, busy neighbours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from medssl_lab import threads
+from medssl_lab.threads import THREADS_ENV, cgroup_cpu_quota, choose_threads, configure_threads
+
+
+def test_cgroup_quota_v2_v1_and_none(tmp_path: Path) -> None:
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_quota(v2) == pytest.approx(1.5)
+    (v2 / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(v2) is None
+    v1 = tmp_path / "v1" / "cpu"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("100000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    assert cgroup_cpu_quota(tmp_path / "v1") == pytest.approx(1.0)
+    (v1 / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cgroup_cpu_quota(tmp_path / "v1") is None
+    assert cgroup_cpu_quota(tmp_path / "nothing") is None
+
+
+def test_quota_below_the_visible_cpus_decides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.setattr(threads, "affinity_cpus", lambda: list(range(64)))
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    n, why = choose_threads(tmp_path)
+    assert n == 1 and "quota is 1.5 CPUs" in why
+
+
+def test_busy_neighbours_are_left_their_cpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.setattr(threads, "affinity_cpus", lambda: [0, 1])
+    monkeypatch.setattr(threads, "busy_cpus_elsewhere", lambda cpus: 0.9)
+    assert choose_threads(tmp_path) == (1, "1: 2 CPUs available, 0.9 kept busy by other processes")
+    monkeypatch.setattr(threads, "busy_cpus_elsewhere", lambda cpus: 0.1)
+    assert choose_threads(tmp_path)[0] == 2
+    assert choose_threads(tmp_path, measure_others=False)[0] == 2
+
+
+def test_the_setting_overrides_and_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = torch.get_num_threads()
+    monkeypatch.setenv(THREADS_ENV, "3")
+    try:
+        assert configure_threads(tmp_path) == f"torch threads: 3 from {THREADS_ENV}"
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    monkeypatch.setenv(THREADS_ENV, "many")
+    with pytest.raises(ValueError, match="MEDSSL_THREADS='many'"):
+        choose_threads(tmp_path)
+
+
+def test_busy_cpus_elsewhere_measures_a_fraction_of_the_cpus() -> None:
+    others = threads.busy_cpus_elsewhere(threads.affinity_cpus(), interval=0.05)
+    assert 0.0 <= others <= len(threads.affinity_cpus())
+
+
+def test_processes_started_by_torchrun_share_the_cpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setattr(threads, "affinity_cpus", lambda: list(range(8)))
+    assert choose_threads(tmp_path) == (4, "4: 8 CPUs available shared by 2 processes")
+    (tmp_path / "cpu.max").write_text("200000 100000\n")
+    assert choose_threads(tmp_path)[0] == 1
