@@ -3,7 +3,7 @@
 The names most code needs are importable from here: ``from medssl_lab.pretrain import PretrainConfig, pretrain``.
 """
 
-from medssl_lab.pretrain.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from medssl_lab.pretrain.checkpoint import CHECKPOINT_NAME, export_encoder, load_checkpoint, shipped_encoder
 from medssl_lab.pretrain.config import PretrainConfig, build_model
 from medssl_lab.pretrain.distributed import setup_distributed
 from medssl_lab.pretrain.objective import SSLObjective
@@ -19,8 +19,10 @@ __all__ = [
     "SSLObjective",
     "build_model",
     "ensure_pretrained",
+    "export_encoder",
     "load_checkpoint",
     "load_pretrained",
     "pretrain",
     "setup_distributed",
+    "shipped_encoder",
 ]

@@ -16,6 +16,10 @@ from medssl_lab.files import atomic_file
 from medssl_lab.pretrain.config import PretrainConfig
 
 CHECKPOINT_NAME = "checkpoint.pt"
+#: Encoders shipped with the package, one per profile that has one: trained by the package's own ``pretrain``
+#: command (see :func:`export_encoder`), so that notebooks 02-05 can start without pretraining first.
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "weights"
+SHIPPED_PROFILES = ("cpu",)
 
 #: Settings that may differ when a run is resumed: they do not change what it computes.
 FREE_ON_RESUME = frozenset(
@@ -84,3 +88,24 @@ def check_resumable(state: dict[str, Any], config: PretrainConfig, provenance: d
             f"({describe_provenance(state['data'])}; now {describe_provenance(provenance)}). "
             f"Check --data-dir, or start over with `medssl-lab pretrain --restart`."
         )
+
+
+def shipped_encoder(profile: str) -> Path | None:
+    """The encoder shipped for ``profile``, or None when the package has none for it."""
+    path = SHIPPED_DIR / f"encoder_{profile}.pt"
+    return path if profile in SHIPPED_PROFILES and path.is_file() else None
+
+
+def export_encoder(run: str | os.PathLike, dest: str | os.PathLike, command: str) -> Path:
+    """Write the weights of a finished run, with its config, data provenance, history and the ``command`` that made
+    it, and nothing needed only to continue training (optimizer, random state, queue): the file to ship."""
+    state = load_checkpoint(run)
+    if state.get("stopped") != "finished":
+        raise TrainingError(
+            f"{checkpoint_file(run)} is not a finished run (stopped: {state.get('stopped')!r}); "
+            "let it finish before exporting its encoder."
+        )
+    keep = ("config", "data", "model", "step", "train_seconds", "history", "stopped")
+    shipped = {**{k: state[k] for k in keep if k in state}, "made_by": command}
+    save_checkpoint(shipped, Path(dest))
+    return Path(dest)

@@ -27,7 +27,13 @@ from medssl_lab.data.pool import balanced_weights, epoch_batches, pool_provenanc
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
 from medssl_lab.losses import collapse_hint
-from medssl_lab.pretrain.checkpoint import CHECKPOINT_NAME, check_resumable, load_checkpoint, save_checkpoint
+from medssl_lab.pretrain.checkpoint import (
+    CHECKPOINT_NAME,
+    check_resumable,
+    load_checkpoint,
+    save_checkpoint,
+    shipped_encoder,
+)
 from medssl_lab.pretrain.config import PretrainConfig, build_model
 from medssl_lab.pretrain.distributed import process_device, rank_and_world, wrap_for_processes
 from medssl_lab.pretrain.objective import SSLObjective
@@ -307,13 +313,15 @@ def ensure_pretrained(
     data_dir: str | os.PathLike | None = None,
     device: str = "auto",
     seed: int = 0,
+    shipped: bool = True,
     **overrides: Any,
 ) -> Pretrained:
-    """Load-or-train: the checkpoint that notebook 01 writes to ``output_dir/pretrain``, or a quick one.
+    """Load-or-train: notebook 01's checkpoint in ``output_dir/pretrain``, else the encoder shipped for the profile,
+    else a quick one.
 
-    When no finished checkpoint is there, a short run of the same profile (a quarter of its epochs, at least one)
-    is trained into that folder, so that every later notebook runs on its own. ``origin`` of the result says which
-    happened.
+    The shipped encoder (``shipped=True``, the ``cpu`` profile) lets every later notebook start at once; without one,
+    a short run of the same profile (a quarter of its epochs, at least one) is trained into that folder, so that
+    every notebook runs on its own. ``origin`` of the result says which happened.
     """
     from medssl_lab.data.pool import build_pool
 
@@ -323,6 +331,14 @@ def ensure_pretrained(
     if state.get("stopped") == "finished":
         found = load_pretrained(checkpoint, device)
         found.origin = f"loaded the pretrained checkpoint {checkpoint} ({found.describe()})"
+        return found
+    ready = shipped_encoder(profile) if shipped and not overrides else None
+    if ready is not None:
+        found = load_pretrained(ready, device)
+        found.origin = (
+            f"no checkpoint in {folder}: using the encoder shipped with medssl-lab ({found.describe()}; "
+            f"made by `{load_checkpoint(ready).get('made_by', '?')}`)"
+        )
         return found
     config = PretrainConfig.for_profile(profile, device=device, seed=seed, **overrides)
     config.epochs = max(1, config.epochs // 4)
