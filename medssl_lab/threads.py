@@ -21,19 +21,53 @@ THREADS_ENV = "MEDSSL_THREADS"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-def cgroup_cpu_quota(root: Path = CGROUP_ROOT) -> float | None:
-    """CPUs the cgroup may use (quota / period), or None when there is no quota (or no cgroup file)."""
-    v2 = root / "cpu.max"
+def _read_quota(folder: Path) -> float | None:
+    """The quota one cgroup folder sets: v2 ``cpu.max``, else v1 ``cpu.cfs_quota_us / cpu.cfs_period_us``."""
     try:
-        if v2.is_file():
-            quota, period = v2.read_text().split()[:2]
+        if (folder / "cpu.max").is_file():
+            quota, period = (folder / "cpu.max").read_text().split()[:2]
             return None if quota == "max" else int(quota) / int(period)
-        v1 = root / "cpu" if (root / "cpu").is_dir() else root
-        quota_us = int((v1 / "cpu.cfs_quota_us").read_text())
-        period_us = int((v1 / "cpu.cfs_period_us").read_text())
+        quota_us = int((folder / "cpu.cfs_quota_us").read_text())
+        period_us = int((folder / "cpu.cfs_period_us").read_text())
     except (OSError, ValueError):
         return None
     return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+
+
+def _own_cgroup(proc_cgroup: str) -> tuple[str, str]:
+    """(hierarchy, path) of this process's CPU cgroup from ``/proc/self/cgroup``: ``("", path)`` for v2,
+    ``("cpu", path)`` (or the folder the cpu controller shares) for v1."""
+    for line in proc_cgroup.splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "cpu" in controllers.split(","):
+            return controllers, path
+    for line in proc_cgroup.splitlines():
+        if line.startswith("0::"):
+            return "", line[3:]
+    return "", "/"
+
+
+def cgroup_cpu_quota(root: Path = CGROUP_ROOT, proc_cgroup: str | None = None) -> float | None:
+    """CPUs this process's cgroup may use (the smallest quota on its path to the root), or None without a quota."""
+    if proc_cgroup is None:
+        try:
+            proc_cgroup = Path("/proc/self/cgroup").read_text()
+        except OSError:
+            proc_cgroup = ""
+    hierarchy, path = _own_cgroup(proc_cgroup)
+    base = root
+    if hierarchy:  # v1: the cpu controller's own mount, e.g. /sys/fs/cgroup/cpu or /sys/fs/cgroup/cpu,cpuacct
+        base = next((root / name for name in (hierarchy, "cpu") if (root / name).is_dir()), root)
+    folder = base / path.strip("/") if path.strip("/") else base
+    quotas = []
+    while True:
+        quota = _read_quota(folder)
+        if quota is not None:
+            quotas.append(quota)
+        if folder == base or base not in folder.parents:
+            break
+        folder = folder.parent
+    return min(quotas) if quotas else None
 
 
 def affinity_cpus() -> list[int]:

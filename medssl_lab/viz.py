@@ -85,7 +85,7 @@ def plot_views(
     fig, axes = plt.subplots(n_samples, ncols, figsize=(panel_size * ncols, panel_size * n_samples), squeeze=False)
     original = to_float(img)[0]
     for row in range(n_samples):
-        _show(axes[row, 0], original, f"input {original.shape[-1]} px" if row == 0 else "input")
+        _show(axes[row, 0], original, f"draw {row + 1}: input" + (f" {original.shape[-1]} px" if row == 0 else ""))
         for j, v in enumerate(views):
             kind = f"global {j + 1}" if j < n_global else f"local {j - n_global + 1}"
             title = f"{kind} ({v.shape[-1]} px)" if row == 0 else kind

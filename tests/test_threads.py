@@ -13,25 +13,28 @@ from medssl_lab.threads import THREADS_ENV, cgroup_cpu_quota, choose_threads, co
 
 def test_cgroup_quota_v2_v1_and_none(tmp_path: Path) -> None:
     v2 = tmp_path / "v2"
-    v2.mkdir()
-    (v2 / "cpu.max").write_text("150000 100000\n")
-    assert cgroup_cpu_quota(v2) == pytest.approx(1.5)
-    (v2 / "cpu.max").write_text("max 100000\n")
-    assert cgroup_cpu_quota(v2) is None
-    v1 = tmp_path / "v1" / "cpu"
+    (v2 / "pod").mkdir(parents=True)
+    (v2 / "pod" / "cpu.max").write_text("150000 100000\n")
+    assert cgroup_cpu_quota(v2, "0::/pod\n") == pytest.approx(1.5)
+    (v2 / "pod" / "cpu.max").write_text("max 100000\n")
+    assert cgroup_cpu_quota(v2, "0::/pod\n") is None
+    (v2 / "cpu.max").write_text("300000 100000\n")  # a parent's quota applies to its children too
+    assert cgroup_cpu_quota(v2, "0::/pod\n") == pytest.approx(3.0)
+    v1 = tmp_path / "v1" / "cpu,cpuacct" / "job"
     v1.mkdir(parents=True)
     (v1 / "cpu.cfs_quota_us").write_text("100000\n")
     (v1 / "cpu.cfs_period_us").write_text("100000\n")
-    assert cgroup_cpu_quota(tmp_path / "v1") == pytest.approx(1.0)
+    proc = "5:memory:/job\n4:cpu,cpuacct:/job\n"
+    assert cgroup_cpu_quota(tmp_path / "v1", proc) == pytest.approx(1.0)
     (v1 / "cpu.cfs_quota_us").write_text("-1\n")
-    assert cgroup_cpu_quota(tmp_path / "v1") is None
-    assert cgroup_cpu_quota(tmp_path / "nothing") is None
+    assert cgroup_cpu_quota(tmp_path / "v1", proc) is None
+    assert cgroup_cpu_quota(tmp_path / "nothing", "") is None
 
 
 def test_quota_below_the_visible_cpus_decides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(THREADS_ENV, raising=False)
     monkeypatch.setattr(threads, "affinity_cpus", lambda: list(range(64)))
-    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    monkeypatch.setattr(threads, "cgroup_cpu_quota", lambda root: 1.5)
     n, why = choose_threads(tmp_path)
     assert n == 1 and "quota is 1.5 CPUs" in why
 
@@ -69,5 +72,5 @@ def test_processes_started_by_torchrun_share_the_cpus(tmp_path: Path, monkeypatc
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     monkeypatch.setattr(threads, "affinity_cpus", lambda: list(range(8)))
     assert choose_threads(tmp_path) == (4, "4: 8 CPUs available shared by 2 processes")
-    (tmp_path / "cpu.max").write_text("200000 100000\n")
+    monkeypatch.setattr(threads, "cgroup_cpu_quota", lambda root: 2.0)
     assert choose_threads(tmp_path)[0] == 1

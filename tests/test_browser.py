@@ -1,0 +1,207 @@
+"""The course as a student meets it: JupyterLab in a real browser, every notebook run in the smoke profile.
+
+JupyterLab is started on 127.0.0.1 on a free port; Chromium (the distribution's package, found on the PATH or through
+``MEDSSL_CHROMIUM``) is driven by Playwright. Each notebook is opened with its parameters set to the smoke profile
+(the cell papermill would inject, here written into the copy the student opens), run with Run > Run All Cells, saved,
+and checked: no error output in any cell, every explorer rendered as a widget, each explorer's figure redrawn (and
+only one figure shown) when its control moves. The kernels' peak memory is sampled throughout. Screenshots of each
+notebook go to ``MEDSSL_BROWSER_OUT`` (default: the test's temporary folder).
+
+Skipped when Chromium or Playwright is missing, unless ``MEDSSL_REQUIRE_BROWSER=1`` (set by CI, which installs both).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+#: notebook -> the explorer it shows (a CSS selector of its control), or None
+EXPLORERS = {
+    "00_data_tour.ipynb": ".widget-slider",
+    "01_pretraining.ipynb": ".widget-slider",
+    "02_embeddings.ipynb": None,
+    "03_clusters.ipynb": ".widget-dropdown select",
+    "04_finetuning.ipynb": None,
+    "05_robustness.ipynb": None,
+}
+PER_NOTEBOOK_S = 600
+
+
+def _chromium() -> str | None:
+    for name in (os.environ.get("MEDSSL_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and (path := shutil.which(name)):
+            return path
+    return None
+
+
+def _require(what: str) -> None:
+    if os.environ.get("MEDSSL_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{what} is missing; CI installs it (.ci/run)")
+    pytest.skip(f"{what} is missing")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _KernelMemory(threading.Thread):
+    """The peak resident memory of the server's kernels, sampled every 0.5 s."""
+
+    def __init__(self, server_pid: int) -> None:
+        super().__init__(daemon=True)
+        self.server_pid, self.peak_mb, self.running = server_pid, 0.0, True
+
+    def run(self) -> None:
+        import psutil
+
+        server = psutil.Process(self.server_pid)
+        while self.running:
+            try:
+                kernels = [p for p in server.children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+                total = sum(p.memory_info().rss for p in kernels) / 2**20
+                self.peak_mb = max(self.peak_mb, total)
+            except psutil.Error:
+                pass
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def lab(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A JupyterLab server over copies of the notebooks, parameterised for the smoke profile."""
+    if _chromium() is None:
+        _require("Chromium")
+    try:
+        import playwright.sync_api  # noqa: F401
+        from papermill.parameterize import parameterize_notebook
+    except ImportError:
+        _require("Playwright")
+    import nbformat
+
+    root = tmp_path_factory.mktemp("course")
+    outputs = root / "outputs"
+    params = {"profile": "smoke", "data_dir": str(data_dir), "output_dir": str(outputs), "device": "cpu"}
+    for name in EXPLORERS:
+        nb = parameterize_notebook(nbformat.read(NOTEBOOKS / name, as_version=4), params)
+        nbformat.write(nb, root / name)
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {k: v for k, v in os.environ.items() if k != "MEDSSL_INTERACTIVE"}  # a live session: widgets
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--ServerApp.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--ServerApp.open_browser=False",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        server.kill()
+        pytest.fail("JupyterLab did not start within 60 s")
+    memory = _KernelMemory(server.pid)
+    memory.start()
+    shots = Path(os.environ.get("MEDSSL_BROWSER_OUT") or tmp_path_factory.mktemp("screenshots"))
+    shots.mkdir(parents=True, exist_ok=True)
+    yield {"url": url, "token": token, "root": root, "memory": memory, "shots": shots}
+    memory.running = False
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def _figure(page, output) -> str:
+    """The image the explorer's output area shows now (exactly one)."""
+    images = output.locator("img")
+    count = images.count()
+    assert count == 1, f"the explorer shows {count} figures for one state"
+    return images.first.get_attribute("src") or ""
+
+
+def _move_control(page, selector: str) -> None:
+    control = page.locator(selector).first
+    if selector.endswith("select"):
+        options = control.locator("option").all_text_contents()
+        control.select_option(index=1 if len(options) > 1 else 0)
+    else:
+        control.locator(".noUi-handle, .ui-slider-handle, [role=slider]").first.focus()
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+
+
+def _run_all(page) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+
+def _wait_until_done(page, timeout_s: float) -> None:
+    """Until every code cell has an execution count and none is queued or running."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()
+        if prompts and all(p.strip().startswith("[") and "*" not in p and p.strip() != "[ ]:" for p in prompts):
+            return
+        time.sleep(2)
+    raise AssertionError(f"the notebook did not finish within {timeout_s:.0f} s")
+
+
+@pytest.mark.slow
+def test_the_course_runs_in_a_real_browser(lab: dict) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        for name, control in EXPLORERS.items():
+            page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}")
+            page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
+            page.wait_for_timeout(3000)  # the kernel starts; cells run as soon as it is ready
+            _run_all(page)
+            _wait_until_done(page, PER_NOTEBOOK_S)
+            if control is not None:
+                page.locator(control).first.wait_for(timeout=30_000)
+                output = page.locator(".widget-output").filter(has=page.locator("img")).first
+                before = _figure(page, output)
+                _move_control(page, control)
+                deadline = time.monotonic() + 60
+                while _figure(page, output) == before and time.monotonic() < deadline:
+                    time.sleep(1)
+                assert _figure(page, output) != before, f"{name}: the explorer's figure did not change"
+            page.screenshot(path=str(lab["shots"] / f"{Path(name).stem}.png"), full_page=True)
+            page.keyboard.press("Control+s")
+            time.sleep(2)
+            saved = json.loads((lab["root"] / name).read_text())
+            errors = [o for c in saved["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+            assert not errors, f"{name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+            page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").first.click()
+            page.locator(".lm-Menu-itemLabel", has_text="Shut Down Kernel").first.click()
+        browser.close()
+    peak = lab["memory"].peak_mb
+    print(f"kernels' peak memory {peak:.0f} MB; screenshots in {lab['shots']}")
+    assert 0 < peak < 2048, f"the kernels peaked at {peak:.0f} MB, over Binder's 2 GB"
