@@ -87,6 +87,7 @@ def lab(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
         _require("Chromium")
     try:
         import playwright.sync_api  # noqa: F401
+        from papermill.iorw import load_notebook_node
         from papermill.parameterize import parameterize_notebook
     except ImportError:
         _require("Playwright")
@@ -96,7 +97,7 @@ def lab(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
     outputs = root / "outputs"
     params = {"profile": "smoke", "data_dir": str(data_dir), "output_dir": str(outputs), "device": "cpu"}
     for name in EXPLORERS:
-        nb = parameterize_notebook(nbformat.read(NOTEBOOKS / name, as_version=4), params)
+        nb = parameterize_notebook(load_notebook_node(str(NOTEBOOKS / name)), params)
         nbformat.write(nb, root / name)
     port, token = _free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k != "MEDSSL_INTERACTIVE"}  # a live session: widgets
@@ -108,7 +109,9 @@ def lab(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[di
             "--no-browser",
             "--ip=127.0.0.1",
             f"--port={port}",
-            f"--ServerApp.token={token}",
+            f"--IdentityProvider.token={token}",
+            "--allow-root",
+            f"--LabApp.workspaces_dir={root / '.workspaces'}",  # no tabs restored from other sessions
             f"--ServerApp.root_dir={root}",
             "--ServerApp.open_browser=False",
         ],
@@ -155,20 +158,64 @@ def _move_control(page, selector: str) -> None:
         page.keyboard.press("ArrowRight")
 
 
+def _close(page) -> None:
+    """File > Close and Shut Down Notebook (accepting the confirmation): the next notebook starts alone."""
+    page.locator(".lm-MenuBar-itemLabel", has_text="File").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Close and Shut Down Notebook").first.click()
+    accept = page.locator(".jp-Dialog-button.jp-mod-accept")
+    try:
+        accept.first.click(timeout=5_000)
+    except Exception:  # no confirmation asked
+        pass
+    page.locator(".jp-Notebook:visible").first.wait_for(state="detached", timeout=30_000)
+
+
 def _run_all(page) -> None:
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    """Run > Run All Cells, again until a cell has started (the menu does nothing while the kernel starts)."""
+    for _ in range(12):
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        for _ in range(10):
+            prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()
+            if any("*" in p or any(ch.isdigit() for ch in p) for p in prompts):
+                return
+            time.sleep(1)
+    raise AssertionError("Run All Cells started no cell within 2 minutes (is the kernel starting?)")
 
 
 def _wait_until_done(page, timeout_s: float) -> None:
-    """Until every code cell has an execution count and none is queued or running."""
-    deadline = time.monotonic() + timeout_s
+    """Until no cell is queued or running for 20 s (all ran, or an error stopped the run: the saved file tells)."""
+    deadline, quiet = time.monotonic() + timeout_s, 0
     while time.monotonic() < deadline:
         prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()
-        if prompts and all(p.strip().startswith("[") and "*" not in p and p.strip() != "[ ]:" for p in prompts):
+        quiet = 0 if any("*" in p for p in prompts) else quiet + 1
+        if quiet >= 10:
             return
         time.sleep(2)
     raise AssertionError(f"the notebook did not finish within {timeout_s:.0f} s")
+
+
+def _check_saved(page, path: Path) -> None:
+    """Save the notebook, then read the file: no error output, every code cell run."""
+    page.keyboard.press("Control+s")
+    time.sleep(2)
+    saved = json.loads(path.read_text())
+    errors = [o for c in saved["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, f"{path.name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+    unrun = [c for c in saved["cells"] if c["cell_type"] == "code" and c.get("execution_count") is None]
+    assert not unrun, f"{path.name}: {len(unrun)} code cells did not run"
+
+
+def _check_explorer(page, name: str, control: str) -> None:
+    """The explorer is a live widget showing one figure, and moving its control redraws that figure."""
+    page.locator(control).first.wait_for(timeout=30_000)
+    output = page.locator(".widget-output").filter(has=page.locator("img")).first
+    before = _figure(page, output)
+    _move_control(page, control)
+    deadline = time.monotonic() + 60
+    while _figure(page, output) == before and time.monotonic() < deadline:
+        time.sleep(1)
+    assert _figure(page, output) != before, f"{name}: the explorer's figure did not change"
 
 
 @pytest.mark.slow
@@ -179,28 +226,18 @@ def test_the_course_runs_in_a_real_browser(lab: dict) -> None:
         browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         for name, control in EXPLORERS.items():
-            page.goto(f"{lab['url']}/lab/tree/{name}?token={lab['token']}")
-            page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
+            page.goto(f"{lab['url']}/lab/tree/{name}?reset&token={lab['token']}")  # reset: no other tabs
+            page.locator(".jp-Notebook:visible").first.wait_for(timeout=60_000)
             page.wait_for_timeout(3000)  # the kernel starts; cells run as soon as it is ready
-            _run_all(page)
-            _wait_until_done(page, PER_NOTEBOOK_S)
+            try:
+                _run_all(page)
+                _wait_until_done(page, PER_NOTEBOOK_S)
+            finally:
+                page.screenshot(path=str(lab["shots"] / f"{Path(name).stem}.png"), full_page=True)
+            _check_saved(page, lab["root"] / name)
             if control is not None:
-                page.locator(control).first.wait_for(timeout=30_000)
-                output = page.locator(".widget-output").filter(has=page.locator("img")).first
-                before = _figure(page, output)
-                _move_control(page, control)
-                deadline = time.monotonic() + 60
-                while _figure(page, output) == before and time.monotonic() < deadline:
-                    time.sleep(1)
-                assert _figure(page, output) != before, f"{name}: the explorer's figure did not change"
-            page.screenshot(path=str(lab["shots"] / f"{Path(name).stem}.png"), full_page=True)
-            page.keyboard.press("Control+s")
-            time.sleep(2)
-            saved = json.loads((lab["root"] / name).read_text())
-            errors = [o for c in saved["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
-            assert not errors, f"{name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
-            page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").first.click()
-            page.locator(".lm-Menu-itemLabel", has_text="Shut Down Kernel").first.click()
+                _check_explorer(page, name, control)
+            _close(page)
         browser.close()
     peak = lab["memory"].peak_mb
     print(f"kernels' peak memory {peak:.0f} MB; screenshots in {lab['shots']}")
