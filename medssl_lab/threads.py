@@ -5,7 +5,7 @@ cgroup quota (e.g. 1-2 CPUs on a 64-core node) and on a shared laptop another bu
 threads then wait for each other and throughput collapses (measured on 2 cores beside one busy process: 0.28 of the
 speed alone with torch's default of 2 threads, 0.55 with one). :func:`configure_threads` picks the count from
 
-1. ``MEDSSL_THREADS`` (a whole number) when set: the user knows best;
+1. ``MEDSSL_THREADS``, else ``OMP_NUM_THREADS`` (a whole number) when set: the user knows best;
 2. the cgroup CPU quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us / cpu.cfs_period_us``) and the affinity mask;
 3. without a quota, the CPUs of the affinity mask that other processes keep busy are left to them.
 """
@@ -92,11 +92,12 @@ def busy_cpus_elsewhere(cpus: list[int], interval: float = 0.3) -> float:
 
 def choose_threads(root: Path = CGROUP_ROOT, measure_others: bool = True) -> tuple[int, str]:
     """The thread count for this process and a sentence saying why."""
-    setting = os.environ.get(THREADS_ENV, "").strip()
-    if setting:
-        if not setting.isdigit() or int(setting) < 1:
-            raise ValueError(f"{THREADS_ENV}={setting!r}: give a whole number of threads >= 1, or unset it")
-        return int(setting), f"{setting} from {THREADS_ENV}"
+    for name in (THREADS_ENV, "OMP_NUM_THREADS"):  # a count the user set wins; OMP_NUM_THREADS is the usual knob
+        setting = os.environ.get(name, "").strip()
+        if setting:
+            if not setting.isdigit() or int(setting) < 1:
+                raise ValueError(f"{name}={setting!r}: give a whole number of threads >= 1, or unset it")
+            return int(setting), f"{setting} from {name}"
     cpus = affinity_cpus()
     share = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))  # processes torchrun started on this machine
     per = f" shared by {share} processes" if share > 1 else ""

@@ -7,6 +7,7 @@ data folder is a failure.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,12 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     if "MEDSSL_TEST_CACHE" not in os.environ:
         os.environ["MEDSSL_TEST_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     monkeypatch.setenv("XDG_CACHE_HOME", os.environ["MEDSSL_TEST_CACHE"])
+
+
+@pytest.fixture(autouse=True)
+def _close_figures() -> Iterator[None]:
+    """Close every matplotlib figure a test left open (figures are returned, never shown)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

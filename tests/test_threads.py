@@ -33,6 +33,7 @@ def test_cgroup_quota_v2_v1_and_none(tmp_path: Path) -> None:
 
 def test_quota_below_the_visible_cpus_decides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "affinity_cpus", lambda: list(range(64)))
     monkeypatch.setattr(threads, "cgroup_cpu_quota", lambda root: 1.5)
     n, why = choose_threads(tmp_path)
@@ -41,6 +42,7 @@ def test_quota_below_the_visible_cpus_decides(tmp_path: Path, monkeypatch: pytes
 
 def test_busy_neighbours_are_left_their_cpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(threads, "affinity_cpus", lambda: [0, 1])
     monkeypatch.setattr(threads, "busy_cpus_elsewhere", lambda cpus: 0.9)
     assert choose_threads(tmp_path) == (1, "1: 2 CPUs available, 0.9 kept busy by other processes")
@@ -69,8 +71,15 @@ def test_busy_cpus_elsewhere_measures_a_fraction_of_the_cpus() -> None:
 
 def test_processes_started_by_torchrun_share_the_cpus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     monkeypatch.setattr(threads, "affinity_cpus", lambda: list(range(8)))
     assert choose_threads(tmp_path) == (4, "4: 8 CPUs available shared by 2 processes")
     monkeypatch.setattr(threads, "cgroup_cpu_quota", lambda root: 2.0)
     assert choose_threads(tmp_path)[0] == 1
+
+
+def test_omp_num_threads_counts_as_the_users_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert choose_threads(tmp_path) == (1, "1 from OMP_NUM_THREADS")

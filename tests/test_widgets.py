@@ -6,27 +6,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from medssl_lab import widgets as W  # noqa: E402
 from medssl_lab.config import INTERACTIVE_ENV  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-def _blobs(n: int = 600, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Three well separated Gaussian blobs."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 3
-    centres = rng.normal(size=(3, dim)) * 6.0
-    return (centres[y] + rng.normal(size=(n, dim))).astype(np.float32), y
 
 
 def test_widgets_static_and_interactive(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -14,20 +13,6 @@ from matplotlib.figure import Figure
 
 from medssl_lab import viz as V
 from medssl_lab.evaluation import clusters as C
-
-
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-def _blobs(n: int = 600, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Three well separated Gaussian blobs."""
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % 3
-    centres = rng.normal(size=(3, dim)) * 6.0
-    return (centres[y] + rng.normal(size=(n, dim))).astype(np.float32), y
 
 
 def _model_outputs(model: torch.nn.Module, images: np.ndarray, size: int = 16) -> tuple[np.ndarray, np.ndarray]:

@@ -15,12 +15,6 @@ from medssl_lab import viz as V  # noqa: E402
 from medssl_lab.evaluation import embedding as E  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
 def _blobs(n: int = 600, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Three well separated Gaussian blobs."""
     rng = np.random.default_rng(seed)
