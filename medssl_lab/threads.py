@@ -3,7 +3,8 @@
 torch sizes its thread pool by the cores the machine shows. On Binder, JupyterHub or Colab the CPU is limited by a
 cgroup quota (e.g. 1-2 CPUs on a 64-core node) and on a shared laptop another busy process holds a core; torch's
 threads then wait for each other and throughput collapses (``benchmarks/threads.py`` on 2 cores beside one busy
-process: 0.32 of the speed alone with torch's default of 2 threads, 0.59 with this module's choice of one). :func:`configure_threads` picks the count from
+process: 0.32 of the speed alone with torch's default of 2 threads, 0.59 with this module's choice of one).
+:func:`configure_threads` picks the count from
 
 1. ``MEDSSL_THREADS``, else ``OMP_NUM_THREADS`` (a whole number) when set: the user knows best;
 2. the cgroup CPU quota (v2 ``cpu.max``, v1 ``cpu.cfs_quota_us / cpu.cfs_period_us``) and the affinity mask;
