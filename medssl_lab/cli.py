@@ -115,17 +115,46 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_assignments(pairs: list[str]) -> dict[str, object]:
+    """``["train=False", "epochs=2"]`` -> ``{"train": False, "epochs": 2}``; a value that is no literal stays text."""
+    import ast
+
+    values: dict[str, object] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"--set {pair!r}: want NAME=VALUE, e.g. --set train=False")
+        try:
+            values[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            values[name] = text
+    return values
+
+
 def cmd_notebooks(args: argparse.Namespace) -> int:
     from medssl_lab.notebooks import run_notebooks
 
+    extra = parse_assignments(args.set)
     try:
         runs = run_notebooks(
-            args.out, args.profile, args.data_dir, args.device, args.seed, args.notebooks_dir, args.only
+            args.out, args.profile, args.data_dir, args.device, args.seed, args.notebooks_dir, args.only, extra=extra
         )
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{len(runs)} notebooks ran; executed copies and summary.md in {args.out}")
+    return 0
+
+
+def cmd_links(args: argparse.Namespace) -> int:
+    from medssl_lab.notebooks import course_links, github_repository, write_course_links
+
+    repository = github_repository(args.repository)
+    for name, links in course_links(repository, args.branch).items():
+        print(f"{name}\n  Binder: {links['binder']}\n  Colab:  {links['colab']}")
+    if args.write:
+        changed = write_course_links(repository, args.branch)
+        print(f"pointed at {repository}@{args.branch}: " + (", ".join(p.name for p in changed) or "nothing changed"))
     return 0
 
 
@@ -191,7 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--notebooks-dir", default=None, help="default: the repository's notebooks/")
     run.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes, e.g. 00 01")
+    run.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="another parameter, e.g. --set train=False"
+    )
     run.set_defaults(func=cmd_notebooks)
+    links = nbs_sub.add_parser("links", help="Binder and Colab links of the course in a GitHub repository")
+    links.add_argument("repository", nargs="?", help="OWNER/NAME or a GitHub address (default: git remote origin)")
+    links.add_argument("--branch", default="main")
+    links.add_argument(
+        "--write", action="store_true", help="put the badges into README.md and the address into each install cell"
+    )
+    links.set_defaults(func=cmd_links)
     return parser
 
 

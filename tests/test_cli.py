@@ -77,3 +77,23 @@ def test_bad_settings_are_one_line_errors_before_any_work(
 def test_pool_size_is_checked(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["data", "--data-dir", str(data_dir), "--size", "0", "--out", str(tmp_path)]) == 2
     assert "pool image size must be a whole number of pixels >= 8, got 0" in capsys.readouterr().err
+
+
+def test_notebook_parameters_from_the_command_line() -> None:
+    from medssl_lab.cli import parse_assignments
+
+    assert parse_assignments(["train=False", "epochs=2", "note=hello world"]) == {
+        "train": False,
+        "epochs": 2,
+        "note": "hello world",
+    }
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        parse_assignments(["train"])
+
+
+def test_links_prints_binder_and_colab_addresses(capsys: pytest.CaptureFixture) -> None:
+    assert main(["notebooks", "links", "https://github.com/someone/medssl-lab.git"]) == 0
+    out = capsys.readouterr().out
+    assert "https://mybinder.org/v2/gh/someone/medssl-lab/main?urlpath=lab/tree/notebooks/05_robustness.ipynb" in out
+    assert "https://colab.research.google.com/github/someone/medssl-lab/blob/main/notebooks/00_data_tour.ipynb" in out
+    assert main(["notebooks", "links", "https://example.org/x/y"]) == 2

@@ -1,22 +1,31 @@
 """The notebook course: every notebook runs headless (papermill, smoke profile, real data) and checks itself.
 
 Each notebook asserts its own key results, so a wrong result fails its execution. On top,
-the executed copies are checked the way nbval's lax mode would: every code cell ran, no
-cell produced an error, and the parameters that papermill injected are the ones asked for.
+the executed copies are checked: every code cell ran, no cell produced an error, and the
+parameters that papermill injected are the ones asked for. Then nbval (lax mode) runs each
+executed copy once more, in the same output folder, and compares the cells tagged
+``nbval-check-output`` (data facts and seeded results) with what the first run printed: a
+re-run over a course's own outputs must reproduce them, which one papermill run cannot tell.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from medssl_lab.notebooks import list_notebooks, run_notebooks
+from medssl_lab.notebooks import github_repository, list_notebooks, run_notebooks, write_course_links
 from medssl_lab.profiles import PROFILES
 
 SHARED_PARAMETERS = {"profile", "data_dir", "output_dir", "device", "seed"}
+CHECKED = "nbval-check-output"  # cells whose printed output a re-run must reproduce
+SANITIZE = Path(__file__).with_name("nbval_sanitize.cfg")  # wall-clock times are left out of the comparison
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +53,8 @@ def test_committed_notebooks_are_clean_and_parameterised() -> None:
         for cell in nb.cells:
             if cell.cell_type == "code":
                 assert not cell.outputs and cell.execution_count is None, f"{path.name}: commit notebooks stripped"
+        checked = [c for c in nb.cells if CHECKED in c.metadata.get("tags", [])]
+        assert checked and all(c.cell_type == "code" for c in checked), f"{path.name}: tag outputs to check"
         table = next(c.source for c in nb.cells if "}[profile]" in c.source)
         missing = [p for p in PROFILES if f'"{p}": dict(' not in table]
         assert not missing, f"{path.name}: its per-profile settings lack {missing}"
@@ -69,6 +80,17 @@ def test_executed_notebooks_pass_lax_checks(executed: Path) -> None:
         assert images >= 1, f"{path.name}: no plot was drawn"
 
 
+def test_a_rerun_reproduces_every_checked_output(executed: Path, tmp_path: Path) -> None:
+    ini = tmp_path / "pytest.ini"  # nbval's own pytest run, outside this project's settings
+    ini.write_text("[pytest]\n")
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", str(ini)]
+    command += ["--rootdir", str(executed), "--nbval-lax", "--nbval-current-env"]
+    command += ["--nbval-sanitize-with", str(SANITIZE)]
+    command += [str(executed / p.name) for p in list_notebooks()]
+    result = subprocess.run(command, env=dict(os.environ, MEDSSL_INTERACTIVE="0"), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+
+
 def test_relative_data_dir_reaches_the_kernel_as_an_absolute_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -87,3 +109,73 @@ def test_relative_data_dir_reaches_the_kernel_as_an_absolute_path(
     monkeypatch.chdir(tmp_path)
     runs = run_notebooks(tmp_path / "out", data_dir="data", notebooks_dir=course)
     assert [r.status for r in runs] == ["ok"]
+
+
+def _install_cell(path: Path) -> str:
+    cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.source.startswith("# Colab, or a Python")]
+    assert len(cells) == 1, f"{path.name}: want one install cell"
+    return cells[0]
+
+
+def test_every_notebook_opens_with_the_same_install_cell() -> None:
+    notebooks = list_notebooks()
+    for path in notebooks:
+        code = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        assert code[0] == _install_cell(notebooks[0]), f"{path.name}: the install cell must come first"
+
+
+def _run_install_cell(monkeypatch: pytest.MonkeyPatch, package: str | None) -> list[list[str]]:
+    import importlib.util
+    import subprocess
+
+    calls: list[list[str]] = []
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "medssl_lab" else real_find_spec(n, *a))
+    monkeypatch.setattr(subprocess, "check_call", lambda cmd, **kw: calls.append(cmd))
+    if package is None:
+        monkeypatch.delenv("MEDSSL_PACKAGE", raising=False)
+    else:
+        monkeypatch.setenv("MEDSSL_PACKAGE", package)
+    exec(_install_cell(list_notebooks()[0]), {})
+    return calls
+
+
+def test_the_install_cell_installs_a_missing_package_from_the_address_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _run_install_cell(monkeypatch, "/some/checkout")
+    assert len(calls) == 1 and calls[0][-1] == "/some/checkout" and calls[0][1:4] == ["-m", "pip", "install"]
+    with pytest.raises(RuntimeError, match="MEDSSL_PACKAGE"):
+        _run_install_cell(monkeypatch, None)  # the committed notebooks name no repository
+
+
+@pytest.mark.parametrize(
+    ("remote", "expected"),
+    [
+        ("https://github.com/someone/medssl-lab.git", "someone/medssl-lab"),
+        ("git@github.com:some-org/my.fork", "some-org/my.fork"),
+        ("someone/medssl-lab", "someone/medssl-lab"),
+    ],
+)
+def test_github_repository_reads_owner_and_name(remote: str, expected: str) -> None:
+    assert github_repository(remote) == expected
+
+
+def test_github_repository_refuses_other_hosts() -> None:
+    with pytest.raises(ValueError, match="not a GitHub repository"):
+        github_repository("https://gitlab.com/someone/medssl-lab.git")
+
+
+def test_writing_course_links_sets_badges_and_every_install_address(tmp_path: Path) -> None:
+    course = tmp_path / "notebooks"
+    shutil.copytree(list_notebooks()[0].parent, course, ignore=shutil.ignore_patterns(".*"))
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- course-links -->\nbadges go here\n<!-- /course-links -->\nrest\n")
+    changed = write_course_links("someone/fork", "dev", readme=readme, notebooks_dir=course)
+    assert len(changed) == 7
+    text = readme.read_text()
+    assert "mybinder.org/v2/gh/someone/fork/dev?urlpath=lab/tree/notebooks/00_data_tour.ipynb" in text
+    assert "colab.research.google.com/github/someone/fork/blob/dev/notebooks/00_data_tour.ipynb" in text
+    assert "badges go here" not in text and text.endswith("rest\n")
+    for path in list_notebooks(course):
+        assert 'PACKAGE = "git+https://github.com/someone/fork@dev"' in _install_cell(path)
+        nbformat.validate(nbformat.read(path, as_version=4))
+    assert write_course_links("someone/fork", "dev", readme=readme, notebooks_dir=course) == []  # idempotent
