@@ -17,13 +17,16 @@ from medssl_lab.errors import MedsslError
 from medssl_lab.profiles import PROFILES
 
 
-def load_pool(data_dir: str | None, size: int, synthetic: bool = False) -> tuple[ImageSet, bool]:
-    """The real pool (data folder, else download), or synthetic phantoms only when asked for.
+def load_pool(
+    data_dir: str | None, size: int, synthetic: bool = False, sources: list[str] | None = None
+) -> tuple[ImageSet, bool]:
+    """The real pool (``sources``: data set names and pool stores; default MedNIST + PneumoniaMNIST), or synthetic
+    phantoms only when asked for.
 
     Returns (pool, is_real).
     """
     if not synthetic:
-        return build_pool(DEFAULT_SOURCES, size=size, data_dir=data_dir), True
+        return build_pool(sources or DEFAULT_SOURCES, size=size, data_dir=data_dir), True
     print("WARNING: SYNTHETIC phantoms (not medical data), as --synthetic asked.", file=sys.stderr)
     ph = make_phantoms(512, size, seed=0)
     n = len(ph.images)
@@ -40,7 +43,7 @@ def load_pool(data_dir: str | None, size: int, synthetic: bool = False) -> tuple
 def cmd_data(args: argparse.Namespace) -> int:
     from medssl_lab.viz import plot_pool_overview
 
-    pool, real = load_pool(args.data_dir, args.size, args.synthetic)
+    pool, real = load_pool(args.data_dir, args.size, args.synthetic, args.source)
     print(
         f"Pretraining pool: {len(pool)} images at {args.size}x{args.size} px, "
         f"{pool.images.nbytes / 1e6:.1f} MB as uint8"
@@ -75,7 +78,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     config = PretrainConfig.for_profile(args.profile, **overrides)
     resolve_device(config.device)  # a wrong device fails here, before the data is loaded
     rank = setup_distributed(config.device)
-    pool, real = load_pool(args.data_dir, config.image_size, args.synthetic)
+    pool, real = load_pool(args.data_dir, config.image_size, args.synthetic, args.source)
     trainer = pretrain(config, pool, args.out, resume=not args.restart, progress=rank == 0)
     if rank == 0:
         last = trainer.history.rows[-1] if trainer.history.rows else {}
@@ -94,10 +97,50 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     overrides = {"device": args.device} if args.device else {}
     if args.seeds is not None:
         overrides["seeds"] = tuple(args.seeds)
-    summary = run_protocol(ReproduceConfig.for_profile(args.profile, **overrides), args.out, args.data_dir)
+    config = ReproduceConfig.for_profile(args.profile, **overrides)
+    summary = run_protocol(config, args.out, args.data_dir, sources=args.source)
     print(summary.read_text())
     print(f"results.csv, summary.md and plots in {args.out}")
     return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from medssl_lab.store.decode import Rules, named_window
+    from medssl_lab.store.ingest import ingest
+
+    rules = Rules(
+        size=args.size,
+        ct_window=named_window(args.ct_window),
+        stride=args.stride,
+        allow_burned_in=args.allow_burned_in,
+        default_modality=args.modality,
+    )
+    report = ingest(
+        args.sources,
+        args.out,
+        rules,
+        files_per_shard=args.files_per_shard,
+        workers=args.workers,
+        shards=parse_shard_range(args.shards),
+        keep_paths=args.keep_paths,
+        data_dir=args.data_dir,
+    )
+    print("\n".join(report.lines()))
+    print(f"pretrain on it: medssl-lab pretrain --source {args.out} --out runs/own")
+    return 0
+
+
+def parse_shard_range(text: str | None) -> range | None:
+    """``"10:20"`` -> shards 10 to 19 (``":20"``, ``"10:"`` too); None for all."""
+    if text is None:
+        return None
+    start, sep, stop = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return range(int(start or 0), int(stop) if stop else 2**62)
+    except ValueError:
+        raise ValueError(f"--shards {text!r}: want START:STOP (shard numbers, STOP excluded), e.g. 0:100") from None
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
@@ -168,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--size", type=int, default=32, help="pool image size in pixels")
     data.add_argument("--out", default="outputs", help="folder for the overview plot")
     data.add_argument("--synthetic", action="store_true", help="show synthetic phantoms instead (offline demo)")
+    data.add_argument(
+        "--source",
+        action="append",
+        help="a pool source, repeatable: mednist, a MedMNIST subset (its train split) or a pool store folder "
+        "(medssl-lab ingest); default: mednist and pneumoniamnist",
+    )
     data.set_defaults(func=cmd_data)
 
     pre = sub.add_parser("pretrain", help="SwAV (or SimCLR) pretraining on the pool; torchrun for several processes")
@@ -183,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--seed", type=int)
     pre.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     pre.add_argument(
+        "--source",
+        action="append",
+        help="a pool source, repeatable: mednist, a MedMNIST subset (its train split) or a pool store folder "
+        "(medssl-lab ingest); default: mednist and pneumoniamnist",
+    )
+    pre.add_argument(
         "--synthetic", action="store_true", help="pretrain on synthetic phantoms (offline demo, not medical data)"
     )
     pre.set_defaults(func=cmd_pretrain)
@@ -193,7 +248,32 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default="outputs/reproduce")
     rep.add_argument("--device", default=None)
     rep.add_argument("--seeds", type=int, nargs="+", help="downstream seeds (default: 0 1 2; smoke: 0)")
+    rep.add_argument(
+        "--source",
+        action="append",
+        help="a pool source, repeatable: mednist, a MedMNIST subset (its train split) or a pool store folder "
+        "(medssl-lab ingest); default: mednist and pneumoniamnist",
+    )
     rep.set_defaults(func=cmd_reproduce)
+
+    ing = sub.add_parser(
+        "ingest", help="your own images (DICOM trees, image folders, MedMNIST .npz, MedNIST) into a pool store"
+    )
+    ing.add_argument("sources", nargs="+", help="folders, files, or data set names (mednist, a MedMNIST subset)")
+    ing.add_argument("--out", required=True, help="the store folder (made when new, continued when it exists)")
+    ing.add_argument("--size", type=int, default=64, help="image size in the store, px (pretraining resizes)")
+    ing.add_argument("--files-per-shard", type=int, default=1000)
+    ing.add_argument("--workers", type=int, help="decoding processes (default: the CPUs available)")
+    ing.add_argument("--shards", help="only shards START:STOP of the plan (split one ingest across machines)")
+    ing.add_argument("--ct-window", default="abdomen", help="HU window for CT: a preset name or CENTER,WIDTH")
+    ing.add_argument("--stride", type=int, default=1, help="keep every STRIDE-th frame of a multi-frame file")
+    ing.add_argument("--modality", default="unknown", help="the modality tag of plain image files")
+    ing.add_argument("--keep-paths", action="store_true", help="record file paths (default: salted keys only)")
+    ing.add_argument(
+        "--allow-burned-in", action="store_true", help="keep files flagged BurnedInAnnotation=YES (skipped by default)"
+    )
+    ing.add_argument("--data-dir", default=None, help="where the data set names are found")
+    ing.set_defaults(func=cmd_ingest)
 
     bench = sub.add_parser(
         "benchmark", help="frozen-feature benchmark of a checkpoint beside random init and raw pixels"

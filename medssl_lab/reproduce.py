@@ -17,13 +17,14 @@ import csv
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medssl_lab.data.medmnist import load_medmnist
 from medssl_lab.data.mednist import load_mednist
-from medssl_lab.data.pool import build_pool, describe_provenance, pool_provenance
+from medssl_lab.data.pool import DEFAULT_SOURCES, build_pool, describe_provenance, pool_provenance
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
 from medssl_lab.evaluation.convergence import add_convergence
@@ -113,12 +114,16 @@ def run_protocol(
     out_dir: str | os.PathLike,
     data_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    sources: Sequence[str] | None = None,
 ) -> Path:
-    """Pretrain (or resume), run every (task, fraction, seed, arm), then write results.csv, summary.md and plots."""
+    """Pretrain (or resume), run every (task, fraction, seed, arm), then write results.csv, summary.md and plots.
+
+    ``sources`` make the pretraining pool (default: MedNIST and PneumoniaMNIST's train split); see ``build_pool``.
+    """
     out = Path(out_dir)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     pre_config = PretrainConfig.for_profile(config.profile, device=config.device, **config.pretrain_overrides)
-    pool = build_pool(size=pre_config.image_size, data_dir=data_dir)
+    pool = build_pool(sources or DEFAULT_SOURCES, size=pre_config.image_size, data_dir=data_dir)
     provenance = pool_provenance(pool)
     train_cfg = config.train_config()
     _check_settings(out, train_cfg, config, provenance)

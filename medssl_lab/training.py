@@ -1,14 +1,18 @@
-"""What every training loop of the package shares: mixed precision, the stop on a non-finite loss, endless batches."""
+"""What every training loop of the package shares: batches on the device, mixed precision, the stop on a non-finite
+loss, endless batches."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from medssl_lab.data.pool import epoch_batches
+from medssl_lab.data.stack import ImageStack
 from medssl_lab.errors import TrainingError
 
 
@@ -42,3 +46,38 @@ def endless_batches(n: int, batch_size: int, generator: torch.Generator) -> Iter
     """Index batches forever: a fresh permutation each epoch, full batches only."""
     while True:
         yield from epoch_batches(n, batch_size, generator)
+
+
+class BatchReader:
+    """The images of a batch, on the device.
+
+    An in-memory pool goes to the device once and is indexed there. A pool on disk (an
+    :class:`~medssl_lab.data.stack.ImageStack`) is read batch by batch: :meth:`prefetch` reads the next batch in a
+    background thread while the current step computes, into pinned memory when the device is a GPU, so the copy to
+    the device does not hold the model up.
+    """
+
+    def __init__(self, images: np.ndarray | ImageStack, device: torch.device) -> None:
+        self.device = device
+        self._stack = images if isinstance(images, ImageStack) else None
+        self._on_device = None if self._stack is not None else torch.from_numpy(np.ascontiguousarray(images)).to(device)
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="batch-reader") if self._stack is not None else None
+        self._pending: tuple[Tensor, Future] | None = None
+
+    def prefetch(self, index: Tensor) -> None:
+        """Start reading the batch at ``index`` (a no-op for a pool held on the device)."""
+        if self._reader is not None:
+            self._pending = (index, self._reader.submit(self._load, index))
+
+    def get(self, index: Tensor) -> Tensor:
+        """(B, H, W) uint8 on the device: the prefetched batch when it is this one, else read now."""
+        if self._on_device is not None:
+            return self._on_device[index.to(self.device)]
+        pending, self._pending = self._pending, None
+        batch = pending[1].result() if pending is not None and torch.equal(pending[0], index) else self._load(index)
+        return batch.to(self.device, non_blocking=True)
+
+    def _load(self, index: Tensor) -> Tensor:
+        assert self._stack is not None
+        batch = torch.from_numpy(self._stack[index.numpy()])
+        return batch.pin_memory() if self.device.type == "cuda" else batch

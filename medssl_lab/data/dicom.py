@@ -185,7 +185,7 @@ def read_dicom(path: str | os.PathLike) -> DicomImage:
         raise DataError(f"{p}: no such DICOM file; check the path")
     ds = _read_dataset(p)
     try:
-        return _image_from_dataset(ds, p)
+        return image_from_dataset(ds, p)
     except DataError:
         raise
     except Exception as exc:  # pydicom parses values lazily; a corrupt element fails here
@@ -463,8 +463,8 @@ def _to_gray(arr: np.ndarray, ds: Dataset, frames: int) -> np.ndarray:
     return arr
 
 
-def _image_from_dataset(ds: Dataset, path: Path) -> DicomImage:
-    """Turn a read dataset into a DicomImage: decode, rescale, invert, keep the metadata."""
+def image_from_dataset(ds: Dataset, path: Path) -> DicomImage:
+    """Turn a read dataset into a DicomImage: decode, rescale, invert, keep the metadata (DataError on failure)."""
     raw = _decode(ds, path)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()

@@ -1,7 +1,8 @@
 """The unlabelled pretraining pool: several sources at one size, every image tagged with modality and source.
 
 Images stay uint8 in memory (about 1 kB each at 32 px), so a batch is one indexing
-operation; balancing over modalities is a matter of sampling weights.
+operation; balancing over modalities is a matter of sampling weights. A pool store (your own
+images, ``medssl-lab ingest``) stays on disk and is read batch by batch.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -18,6 +20,7 @@ import torch.nn.functional as F
 from medssl_lab import __version__
 from medssl_lab.data.medmnist import load_medmnist, medmnist_subsets
 from medssl_lab.data.mednist import load_mednist
+from medssl_lab.data.stack import ImageStack, concatenate_images
 from medssl_lab.data.types import ImageSet
 
 DEFAULT_SOURCES = ("mednist", "pneumoniamnist")
@@ -35,12 +38,20 @@ def resize_uint8(images: np.ndarray, size: int, chunk: int = 2048) -> np.ndarray
     return out
 
 
-def _load_source(name: str, data_dir: str | os.PathLike | None) -> ImageSet:
+def _load_source(name: str, data_dir: str | os.PathLike | None, size: int) -> ImageSet:
+    from medssl_lab.store.layout import is_store
+    from medssl_lab.store.reader import open_store
+
     if name == "mednist":
         return load_mednist(data_dir).all
     if name in medmnist_subsets():
         return load_medmnist(name, data_dir=data_dir).train
-    raise ValueError(f"unknown pool source {name!r}; use 'mednist', a MedMNIST subset name or an ImageSet")
+    if is_store(name):
+        return open_store(name, size)
+    raise ValueError(
+        f"unknown pool source {name!r}; use 'mednist', a MedMNIST subset name, a pool store folder "
+        "(made by `medssl-lab ingest`) or an ImageSet"
+    )
 
 
 def build_pool(
@@ -52,7 +63,8 @@ def build_pool(
 
     Args:
         sources: ``"mednist"`` (all 58,954 images), MedMNIST subset names (their train
-            split, e.g. ``"pneumoniamnist"``), or ready :class:`ImageSet` objects.
+            split, e.g. ``"pneumoniamnist"``), pool store folders (read on indexing, never whole),
+            or ready :class:`ImageSet` objects.
         size: common image size.
         data_dir: data folder, as in the loaders.
 
@@ -61,7 +73,7 @@ def build_pool(
     """
     if isinstance(size, bool) or not isinstance(size, int) or size < 8:
         raise ValueError(f"pool image size must be a whole number of pixels >= 8, got {size!r}")
-    sets = [s if isinstance(s, ImageSet) else _load_source(s, data_dir) for s in sources]
+    sets = [s if isinstance(s, ImageSet) else _load_source(str(s), data_dir, size) for s in sources]
     if not sets:
         raise ValueError("build_pool needs at least one source")
     tags: list[str] = []
@@ -72,7 +84,7 @@ def build_pool(
         tags += [n for n in names if n not in tags]
         labels.append(np.array([tags.index(n) for n in names], dtype=np.int64)[part.labels[:, 0]])
     return ImageSet(
-        images=np.concatenate([resize_uint8(p.images, size) for p in sets]),
+        images=cast(np.ndarray, concatenate_images([p.images for p in sets], size)),  # or an ImageStack (duck-typed)
         labels=np.concatenate(labels),
         class_names=tuple(tags),
         task="unlabelled",
@@ -90,7 +102,10 @@ def pool_summary(pool: ImageSet) -> list[tuple[str, str, int]]:
 def pool_provenance(pool: ImageSet) -> dict:
     """What a run was trained on, for its checkpoint: image count and size, counts per source and modality, a hash
     of the pixels (two runs on the same data have the same one), and the package version."""
-    digest = hashlib.blake2b(np.ascontiguousarray(pool.images).data, digest_size=10).hexdigest()
+    if isinstance(pool.images, ImageStack):  # on disk: named by its files and rows, not read whole
+        digest = pool.images.fingerprint()
+    else:
+        digest = hashlib.blake2b(np.ascontiguousarray(pool.images).data, digest_size=10).hexdigest()
     return {
         "images": len(pool),
         "size": int(pool.images.shape[-1]),

@@ -23,7 +23,7 @@ class ImageSet:
     """Grayscale images held as uint8, with labels and per-image tags.
 
     Attributes:
-        images: (N, H, W) uint8.
+        images: (N, H, W) uint8: an array, or an :class:`~medssl_lab.data.stack.ImageStack` that reads on indexing.
         labels: (N, L) int64 as in the source (L=1 for single-label tasks).
         class_names: name of each class index (or of each label for multi-label tasks).
         task: "binary-class", "multi-class", "multi-label, binary-class" or "ordinal-regression".
@@ -61,9 +61,13 @@ class ImageSet:
         return self.labels if self.task.startswith("multi-label") else self.labels[:, 0]
 
     def subset(self, index: np.ndarray) -> ImageSet:
-        """The images at ``index`` (an integer or boolean array), with their labels and tags."""
+        """The images at ``index`` (an integer or boolean array), with their labels and tags.
+
+        Images kept on disk (:class:`~medssl_lab.data.stack.ImageStack`) stay there: the subset reads nothing.
+        """
+        select = getattr(self.images, "select", None)
         return ImageSet(
-            self.images[index],
+            select(index) if select is not None else self.images[index],
             self.labels[index],
             self.class_names,
             self.task,

@@ -1,9 +1,11 @@
 """The pretraining loop: SwAV (or the SimCLR baseline) on the unlabelled pool.
 
-One code path for every profile. The pool stays uint8 in memory (on the GPU when there is one); each step indexes
-a batch, makes all multi-crop views on the device, computes the objective under autocast where it helps, and steps
-the optimizer with a warm-up + cosine schedule. Checkpoints hold everything a run needs to continue exactly where it
-stopped. Under ``torchrun`` the batch is split across processes (DDP) and Sinkhorn all-reduces its sums.
+One code path for every profile. The pool stays uint8 in memory (on the GPU when there is one), or on disk for a
+pool store (read batch by batch, the next one while a step computes: :class:`~medssl_lab.training.BatchReader`); each
+step indexes a batch, makes all multi-crop views on the device, computes the objective under autocast where it
+helps, and steps the optimizer with a warm-up + cosine schedule. Checkpoints hold everything a run needs to continue
+exactly where it stopped. Under ``torchrun`` the batch is split across processes (DDP) and Sinkhorn all-reduces
+its sums.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from medssl_lab.pretrain.config import PretrainConfig, build_model
 from medssl_lab.pretrain.distributed import process_device, rank_and_world, wrap_for_processes
 from medssl_lab.pretrain.objective import SSLObjective
 from medssl_lab.pretrain.pretrained import Pretrained, load_pretrained
-from medssl_lab.training import autocast_dtype, check_finite
+from medssl_lab.training import BatchReader, autocast_dtype, check_finite
 
 
 @dataclass
@@ -98,7 +100,7 @@ class Pretrainer:
         torch.manual_seed(config.seed)
         self.pool = _limit_pool(pool, config)
         self.provenance = pool_provenance(self.pool)
-        self.images = torch.from_numpy(np.ascontiguousarray(self.pool.images)).to(self.device)
+        self.reader = BatchReader(self.pool.images, self.device)
         self.weights = balanced_weights(getattr(self.pool, config.balance)) if config.balance else None
         self.augment = MultiCropAugment(config.augment_config())
         self.model = build_model(config).to(self.device)
@@ -137,8 +139,17 @@ class Pretrainer:
         return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
     def _batch_order(self, epoch: int) -> list[torch.Tensor]:
-        gen = torch.Generator().manual_seed(self.config.seed * 7919 + epoch)
-        return list(epoch_batches(len(self.pool), self.config.batch_size, gen, self.weights))
+        """Every batch of ``epoch`` (all processes'), the same on every rank and after a resume; kept for the epoch."""
+        if getattr(self, "_order", (None,))[0] != epoch:
+            gen = torch.Generator().manual_seed(self.config.seed * 7919 + epoch)
+            self._order = (epoch, list(epoch_batches(len(self.pool), self.config.batch_size, gen, self.weights)))
+        return self._order[1]
+
+    def _my_index(self, step: int) -> torch.Tensor:
+        """This process's disjoint share of the batch of ``step``."""
+        per_rank = self.config.batch_size // self.world
+        epoch, within = divmod(step, self.steps_per_epoch)
+        return self._batch_order(epoch)[within][self.rank * per_rank : (self.rank + 1) * per_rank]
 
     # ------------------------------------------------------------------ one step
     def train_step(self, index: torch.Tensor, epoch: int) -> dict[str, float]:
@@ -146,7 +157,7 @@ class Pretrainer:
         c = self.config
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
-        views = self.augment(self.images[index.to(self.images.device)], generator=self.aug_generator)
+        views = self.augment(self.reader.get(index), generator=self.aug_generator)
         if c.channels_last:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         diagnose = self.step % c.log_every == 0 or self.step == self.total_steps - 1
@@ -183,7 +194,6 @@ class Pretrainer:
             stop_after: pause after this many more steps (the run can be continued later).
         """
         c = self.config
-        per_rank = c.batch_size // self.world
         bar = progress_bar(
             total=self.total_steps,
             initial=self.step,
@@ -198,9 +208,10 @@ class Pretrainer:
         end = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
         try:
             while self.step < end:
-                epoch, within = divmod(self.step, self.steps_per_epoch)
-                index = self._batch_order(epoch)[within][self.rank * per_rank : (self.rank + 1) * per_rank]
-                metrics = self.train_step(index, epoch)
+                index = self._my_index(self.step)
+                if self.step + 1 < end:
+                    self.reader.prefetch(self._my_index(self.step + 1))  # read while this step computes
+                metrics = self.train_step(index, self.step // self.steps_per_epoch)
                 self.step += 1
                 self.train_seconds += time.perf_counter() - tick
                 tick = time.perf_counter()

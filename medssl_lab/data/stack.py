@@ -1,0 +1,174 @@
+"""Images that stay where they are (arrays in memory, ``.npy`` shards of a pool store on disk) until indexed.
+
+An :class:`ImageStack` looks like an (N, H, W) uint8 array to the rest of the package: ``len``, ``shape``,
+``dtype``, and indexing with an integer array returns the images as a NumPy array. Only the rows asked for are read
+(positioned reads from the shard files, runs of neighbouring rows in one read), so the process's memory does not
+grow with the store: the operating system's page cache keeps what is read often. :meth:`ImageStack.select` gives a
+subset without reading anything. Every process opens its own file handles, so DDP ranks and data workers share
+nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from medssl_lab.errors import DataError
+
+
+def npy_layout(path: Path) -> tuple[tuple[int, ...], int]:
+    """(shape, offset of the first byte of data) of a uint8 C-order ``.npy`` file, read from its header."""
+    try:
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+            offset = handle.tell()
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npy shard ({exc}); ingest the store again") from exc
+    if dtype != np.uint8 or fortran or len(shape) != 3:
+        raise DataError(f"{path}: want (n, H, W) uint8 in C order, found {shape} {dtype}; ingest the store again")
+    return shape, offset
+
+
+class ImageStack:
+    """(N, size, size) uint8 images kept in parts, read on indexing; a part of another size is resized on reading."""
+
+    def __init__(self, parts: Sequence[np.ndarray | Path], size: int, positions: np.ndarray | None = None) -> None:
+        self.parts = list(parts)
+        shapes, self._data_offsets = [], []
+        for part in self.parts:
+            if isinstance(part, np.ndarray):
+                if part.ndim != 3 or part.dtype != np.uint8:
+                    raise ValueError(f"an ImageStack part must be (n, H, W) uint8, got {part.shape} {part.dtype}")
+                shapes.append(part.shape)
+                self._data_offsets.append(0)
+            else:
+                shape, offset = npy_layout(Path(part))
+                shapes.append(shape)
+                self._data_offsets.append(offset)
+        self._sides = [tuple(int(v) for v in shape[1:]) for shape in shapes]
+        self._starts = np.concatenate([[0], np.cumsum([s[0] for s in shapes])]).astype(np.int64)
+        self.positions = np.arange(self._starts[-1]) if positions is None else np.asarray(positions, np.int64)
+        self.size = int(size)
+        self._handles: dict[int, dict[int, int]] = {}  # pid -> part -> file descriptor
+
+    # the array interface the package relies on
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.positions), self.size, self.size)
+
+    dtype = np.dtype(np.uint8)
+    ndim = 3
+
+    @property
+    def nbytes(self) -> int:
+        """What the images would take in memory (they stay on disk)."""
+        return len(self) * self.size * self.size
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, index: int | slice | np.ndarray | Sequence[int]) -> np.ndarray:
+        if isinstance(index, (int, np.integer)):
+            return self._read(self.positions[[index]])[0]
+        return self._read(self.positions[index])
+
+    def __array__(self, dtype: np.dtype | None = None, copy: object = None) -> np.ndarray:
+        """All the images, read now (``np.asarray(stack)``): for small stacks only."""
+        images = self._read(self.positions)
+        return images if dtype is None else images.astype(dtype)
+
+    def select(self, index: np.ndarray | slice | Sequence[int]) -> ImageStack:
+        """The images at ``index``, still unread."""
+        chosen = ImageStack.__new__(ImageStack)
+        chosen.__dict__.update(self.__dict__)
+        chosen.positions, chosen._handles = self.positions[index], {}
+        return chosen
+
+    def fingerprint(self) -> str:
+        """A hash naming exactly these images: the parts (bytes in memory, name, size and mtime on disk) and rows."""
+        digest = hashlib.blake2b(digest_size=10)
+        for part in self.parts:
+            if isinstance(part, np.ndarray):
+                digest.update(np.ascontiguousarray(part).data)
+            else:
+                stat = Path(part).stat()
+                digest.update(f"{Path(part).name}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+        digest.update(self.positions.tobytes())
+        return digest.hexdigest()
+
+    # reading
+    def _read(self, positions: np.ndarray) -> np.ndarray:
+        positions = np.atleast_1d(positions)
+        out = np.empty((len(positions), self.size, self.size), dtype=np.uint8)
+        part_of = np.searchsorted(self._starts, positions, side="right") - 1
+        order = np.lexsort((positions, part_of))  # by part, then row: neighbouring rows are read together
+        for part in np.unique(part_of):
+            where = order[part_of[order] == part]
+            images = self._read_rows(int(part), positions[where] - self._starts[part])
+            if images.shape[1:] != (self.size, self.size):
+                from medssl_lab.data.pool import resize_uint8
+
+                images = resize_uint8(images, self.size)
+            out[where] = images
+        return out
+
+    def _read_rows(self, part: int, rows: np.ndarray) -> np.ndarray:
+        """Rows of one part at its own size, ``rows`` sorted; runs of consecutive rows come in one read."""
+        source = self.parts[part]
+        if isinstance(source, np.ndarray):
+            return source[rows]
+        height, width = self._sides[part]
+        row_bytes = height * width
+        out = np.empty((len(rows), height, width), dtype=np.uint8)
+        fd = self._handle(part)
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        for first, last in zip(np.concatenate([[0], breaks]), np.concatenate([breaks, [len(rows)]])):
+            count = int(last - first)
+            data = os.pread(fd, count * row_bytes, self._data_offsets[part] + int(rows[first]) * row_bytes)
+            if len(data) != count * row_bytes:
+                raise DataError(f"{source}: the shard is shorter than its header says; ingest the store again")
+            out[first:last] = np.frombuffer(data, np.uint8).reshape(count, height, width)
+        return out
+
+    def _handle(self, part: int) -> int:
+        handles = self._handles.setdefault(os.getpid(), {})  # a forked worker opens its own
+        if part not in handles:
+            handles[part] = os.open(Path(self.parts[part]), os.O_RDONLY)  # type: ignore[arg-type]  # a file part
+        return handles[part]
+
+    def __del__(self) -> None:
+        for fd in getattr(self, "_handles", {}).get(os.getpid(), {}).values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_handles": {}}
+
+
+def concatenate_images(parts: Sequence[np.ndarray | ImageStack], size: int) -> np.ndarray | ImageStack:
+    """Images of several sources as one at ``size`` px: an array when all are in memory (resized now), else a stack
+    that reads (and resizes) on indexing."""
+    from medssl_lab.data.pool import resize_uint8
+
+    arrays = [p for p in parts if isinstance(p, np.ndarray)]
+    if len(arrays) == len(parts):
+        return np.concatenate([resize_uint8(p, size) for p in arrays])
+    all_parts: list[np.ndarray | Path] = []
+    positions = []
+    offset = 0
+    for part in parts:
+        stack = part if isinstance(part, ImageStack) else ImageStack([part], size)
+        positions.append(stack.positions + offset)
+        offset += int(stack._starts[-1])
+        all_parts += stack.parts
+    return ImageStack(all_parts, size, np.concatenate(positions))

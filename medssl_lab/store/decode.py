@@ -1,0 +1,232 @@
+"""One source file to pool images: uint8 at N px by a stated rule per modality, or the reason it is rejected.
+
+The rules, applied in this order (the README repeats them):
+
+* **Frames.** Every stored frame of a file is one 2D image in the plane it was acquired in; a multi-frame file
+  (an enhanced CT or MR volume, a cine loop) gives every ``stride``-th frame. Volumes are not resampled to another
+  plane.
+* **Intensities to uint8.** MONOCHROME1 is inverted and colour becomes luma on reading
+  (:func:`medssl_lab.data.dicom.read_dicom`). Then CT goes through an HU window (default soft tissue, 40/400);
+  MR and ultrasound through the 0.5th to 99.5th percentile of the file's pixels (their stored values have no common
+  scale); every other modality (radiographs, mammograms, ...) through the file's own VOI LUT or window when it has
+  one, else those percentiles. Image files: 8-bit as stored, wider ones over their bit depth in use.
+* **Size.** The image is padded with black to a square (nothing is cut off), then resized to ``size`` px
+  (bilinear, antialiased).
+
+Nothing identifying leaves this module in clear: patient, study, series and instance identifiers come back as
+salted keys (:func:`salted_key`), and a file flagged ``BurnedInAnnotation = YES`` is rejected unless allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from PIL import Image
+from pydicom.errors import InvalidDicomError
+
+from medssl_lab.data.dicom import WINDOW_PRESETS, image_from_dataset, window_image
+from medssl_lab.data.folder import IMAGE_SUFFIXES, decode_gray
+from medssl_lab.data.intensity import apply_window, unit_to_uint8
+from medssl_lab.errors import DataError
+
+#: DICOM Modality tag -> the pool's modality name (others keep their tag)
+MODALITY_NAMES = {
+    "CT": "CT",
+    "MR": "MR",
+    "CR": "X-ray",
+    "DX": "X-ray",
+    "DR": "X-ray",
+    "RG": "X-ray",
+    "PX": "X-ray",
+    "MG": "mammography",
+    "US": "ultrasound",
+    "XA": "angiography",
+    "RF": "fluoroscopy",
+    "PT": "PET",
+    "NM": "nuclear medicine",
+    "OT": "other",
+}
+PERCENTILE_MODALITIES = ("MR", "ultrasound")
+RT_MODALITIES = ("RTSTRUCT", "RTPLAN", "RTDOSE", "RTIMAGE", "RTRECORD", "RTSEGANN", "RTTREAT")
+DERIVED_MODALITIES = ("SEG", "REG", "PR", "SR", "KO")  # segmentations, registrations, documents: not images
+#: why a file gave no image; the rejected table's ``reason`` column takes these values
+REASONS = (
+    "not_an_image",  # neither DICOM nor a readable image file
+    "corrupt",  # DICOM or image that cannot be parsed or decoded
+    "no_pixel_data",  # a DICOM object without pixels (structured report, presentation state, ...)
+    "rt_object",  # radiotherapy objects (structures, plans, dose grids): not images to learn from
+    "derived_object",  # segmentations, registrations, reports and other objects made from images
+    "unsupported_compression",  # no installed decoder for the transfer syntax
+    "burned_in_annotation",  # flagged as carrying text in its pixels (allow with allow_burned_in)
+    "too_small",  # smaller than MIN_SIDE px on a side
+    "decode_error",  # anything else that went wrong with the file (the detail has the exception)
+)
+MIN_SIDE = 8
+
+
+class Rejected(Exception):
+    """A file that yields no image, with one of :data:`REASONS` and a detail a person can act on."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        assert reason in REASONS, reason
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How files become pool images (recorded in the store, so every shard follows the same rules)."""
+
+    size: int = 64
+    ct_window: tuple[float, float] = (40.0, 400.0)
+    percentiles: tuple[float, float] = (0.5, 99.5)
+    stride: int = 1
+    allow_burned_in: bool = False
+    default_modality: str = "unknown"  # the tag of plain image files, which carry none
+
+
+@dataclass
+class Decoded:
+    """The images one file gave, with their tags and salted keys (one entry per image in each list)."""
+
+    images: np.ndarray  # (n, size, size) uint8
+    frames: list[int]
+    modality: str
+    body_part: str
+    patient: str
+    study: str
+    series: str
+    instances: list[str]
+
+
+def salted_key(salt: bytes, value: object) -> str:
+    """A 16-hex-digit keyed hash: equal values give equal keys within a store, and the value cannot be read back."""
+    if value is None or str(value) == "":
+        return ""
+    return hashlib.blake2b(str(value).encode(), key=salt, digest_size=8).hexdigest()
+
+
+def square_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """(H, W) uint8 padded with black to a centred square, then resized to (size, size) (bilinear, antialiased)."""
+    h, w = image.shape
+    side = max(h, w)
+    square = np.zeros((side, side), dtype=np.uint8)
+    top, left = (side - h) // 2, (side - w) // 2
+    square[top : top + h, left : left + w] = image
+    if side == size:
+        return square
+    return np.asarray(Image.fromarray(square).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None))
+
+
+def percentile_uint8(pixels: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
+    """Pixels scaled so that the two percentiles (over all frames) map to 0 and 255."""
+    low, high = np.percentile(pixels, percentiles)
+    if high <= low:
+        return np.zeros(pixels.shape, dtype=np.uint8)
+    return unit_to_uint8((pixels - low) / (high - low))
+
+
+def _read_dicom_dataset(path: Path) -> pydicom.Dataset:
+    """The file's dataset; files without the 128-byte preamble (older exports) too, when they hold a DICOM object."""
+    try:
+        return pydicom.dcmread(path)
+    except InvalidDicomError:
+        ds = pydicom.dcmread(path, force=True)
+        if "SOPClassUID" not in ds:
+            raise
+        return ds
+
+
+def decode_dicom(path: Path, rules: Rules, salt: bytes) -> Decoded:
+    """The frames of one DICOM file as pool images, or :class:`Rejected`."""
+    try:
+        ds = _read_dicom_dataset(path)
+    except InvalidDicomError as exc:
+        raise Rejected("not_an_image", "neither DICOM nor a known image suffix") from exc
+    except Exception as exc:
+        raise Rejected("corrupt", f"pydicom cannot parse it ({type(exc).__name__}: {exc})") from exc
+    tag = str(ds.get("Modality", "") or "").upper()
+    if tag in RT_MODALITIES:
+        raise Rejected("rt_object", f"a radiotherapy object (Modality {tag})")
+    if tag in DERIVED_MODALITIES:
+        raise Rejected("derived_object", f"not an acquired image (Modality {tag})")
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        kind = ds.get("SOPClassUID")
+        raise Rejected("no_pixel_data", f"no pixel data ({pydicom.uid.UID(str(kind)).name if kind else 'unknown'})")
+    if str(ds.get("BurnedInAnnotation", "")).upper() == "YES" and not rules.allow_burned_in:
+        raise Rejected("burned_in_annotation", "BurnedInAnnotation is YES (text in the pixels may identify)")
+    try:
+        image = image_from_dataset(ds, path)
+    except DataError as exc:
+        text = str(exc)
+        reason = "unsupported_compression" if "decoder" in text else "corrupt"
+        raise Rejected(reason, text.replace(f"{path}: ", "")) from exc
+    except Exception as exc:  # pydicom reads values lazily: a damaged element fails here
+        raise Rejected("corrupt", f"{type(exc).__name__}: {exc}") from exc
+    modality = MODALITY_NAMES.get(tag, tag or rules.default_modality)
+    frames = list(range(0, image.num_frames, max(1, rules.stride)))
+    pixels = image.pixels[frames]
+    if min(pixels.shape[1:]) < MIN_SIDE:
+        raise Rejected("too_small", f"{pixels.shape[2]}x{pixels.shape[1]} px")
+    if modality == "CT":
+        gray = apply_window(pixels, *rules.ct_window)
+    elif modality in PERCENTILE_MODALITIES or (image.voi_lut is None and image.window_width is None):
+        gray = percentile_uint8(pixels, rules.percentiles)
+    else:
+        gray = window_image(image, "file")[frames]
+    sop = ds.get("SOPInstanceUID")
+    return Decoded(
+        images=np.stack([square_resize(g, rules.size) for g in gray]),
+        frames=frames,
+        modality=modality,
+        body_part=str(ds.get("BodyPartExamined", "") or "").upper(),
+        patient=salted_key(salt, ds.get("PatientID")),
+        study=salted_key(salt, ds.get("StudyInstanceUID")),
+        series=salted_key(salt, ds.get("SeriesInstanceUID")),
+        instances=[salted_key(salt, f"{sop}/{f}") if sop else "" for f in frames],
+    )
+
+
+def decode_image_file(path: Path, rules: Rules, salt: bytes) -> Decoded:
+    """One PNG/JPEG/TIFF/BMP file (any bit depth) as one pool image; its key is a hash of the file's bytes."""
+    data = path.read_bytes()
+    try:
+        gray = decode_gray(data, str(path.name))
+    except DataError as exc:
+        raise Rejected("corrupt", str(exc).replace(f"{path.name}: ", "")) from exc
+    if min(gray.shape) < MIN_SIDE:
+        raise Rejected("too_small", f"{gray.shape[1]}x{gray.shape[0]} px")
+    return Decoded(
+        images=square_resize(gray, rules.size)[None],
+        frames=[0],
+        modality=rules.default_modality,
+        body_part="",
+        patient="",
+        study="",
+        series="",
+        instances=[salted_key(salt, hashlib.blake2b(data, digest_size=16).hexdigest())],
+    )
+
+
+def decode_file(path: Path, rules: Rules, salt: bytes) -> Decoded:
+    """Any source file: image suffixes as images, everything else tried as DICOM (many DICOM files have none)."""
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return decode_image_file(path, rules, salt)
+    return decode_dicom(path, rules, salt)
+
+
+def named_window(text: str) -> tuple[float, float]:
+    """A CT window from a preset name (``abdomen``, ``lung``, ...) or ``CENTER,WIDTH``."""
+    if text in WINDOW_PRESETS:
+        return WINDOW_PRESETS[text]
+    try:
+        center, width = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise ValueError(f"CT window {text!r}: use a preset ({', '.join(WINDOW_PRESETS)}) or CENTER,WIDTH") from exc
+    if width <= 0:
+        raise ValueError(f"CT window {text!r}: the width must be positive")
+    return center, width

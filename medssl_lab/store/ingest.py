@@ -1,0 +1,304 @@
+"""Ingest sources (DICOM trees, image folders, MedMNIST .npz files, MedNIST) into a pool store, in parallel.
+
+The sources' files are listed in a fixed order (sources as given, files sorted) and cut into shards of
+``files_per_shard`` files; each worker process decodes one shard and writes it atomically, its ``.json`` last. A
+re-run skips every shard whose ``.json`` names the same files (paths, sizes, modification times), so a killed ingest
+continues where it stopped and a repeated one adds nothing; ``shards=range(a, b)`` gives a cluster scheduler one
+part of the work per machine. A file that gives no image is listed in the shard's rejected table with its reason;
+it never stops the ingest.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from medssl_lab.errors import DataError
+from medssl_lab.files import atomic_file
+from medssl_lab.store.decode import Decoded, Rejected, Rules, decode_file, salted_key, square_resize
+from medssl_lab.store.layout import INDEX_COLUMNS, REJECTED_COLUMNS, StoreLayout, create_or_check, store_salt
+
+DATASET_SUFFIXES = (".npz",)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One piece of input: a file of a folder source, or a whole data set (MedNIST, a MedMNIST file)."""
+
+    source: str  # the source's name in the store (folder name or data set name)
+    path: Path
+    relative: str  # what the index records (when paths are kept)
+    kind: str = "file"  # "file", "medmnist" or "mednist"
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Every file under ``root``, sorted, hidden files and folders and DICOMDIR left out."""
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and name.upper() != "DICOMDIR":
+                yield Path(folder) / name
+
+
+def plan_units(sources: Sequence[str], data_dir: str | os.PathLike | None = None) -> list[Unit]:
+    """The units of ``sources`` in their fixed order: folders walked, data sets by name or file."""
+    from medssl_lab.data.medmnist import medmnist_subsets
+
+    units: list[Unit] = []
+    for text in sources:
+        path = Path(text).expanduser()
+        if text == "mednist" or (path.is_dir() and path.name == "MedNIST" and not path.suffix):
+            units.append(Unit("mednist", path, "MedNIST", "mednist"))
+        elif text in medmnist_subsets():
+            units.append(Unit(text, Path(text), text, "medmnist"))
+        elif path.is_file():
+            kind = "medmnist" if path.suffix.lower() in DATASET_SUFFIXES else "file"
+            units.append(Unit(path.stem if kind == "medmnist" else path.parent.name, path.resolve(), path.name, kind))
+        elif path.is_dir():
+            root = path.resolve()
+            found = [Unit(root.name, f, f.relative_to(root).as_posix()) for f in _walk(root)]
+            if not found:
+                raise DataError(f"{path}: the folder holds no files; point at a folder of DICOM or image files")
+            units += [
+                Unit(u.source, u.path, u.relative, "medmnist") if u.path.suffix.lower() in DATASET_SUFFIXES else u
+                for u in found
+            ]
+        else:
+            raise DataError(
+                f"{text}: no such file or folder, and not a data set name ('mednist' or a MedMNIST subset); "
+                "check the path"
+            )
+    return units
+
+
+def plan_shards(units: Sequence[Unit], files_per_shard: int) -> list[list[Unit]]:
+    """Consecutive groups of ``files_per_shard`` files; a whole data set is a shard of its own."""
+    shards: list[list[Unit]] = []
+    current: list[Unit] = []
+    for unit in units:
+        if unit.kind != "file":
+            shards += [current] if current else []
+            shards.append([unit])
+            current = []
+            continue
+        current.append(unit)
+        if len(current) == files_per_shard:
+            shards.append(current)
+            current = []
+    return shards + ([current] if current else [])
+
+
+def shard_digest(units: Sequence[Unit]) -> str:
+    """What a shard was made from: its files' sources, paths, sizes and modification times."""
+    digest = hashlib.blake2b(digest_size=12)
+    for u in units:
+        stat = u.path.stat() if u.path.exists() else None
+        size, mtime = (stat.st_size, stat.st_mtime_ns) if stat else (None, None)
+        digest.update(f"{u.source}\0{u.path}\0{u.kind}\0{size}\0{mtime}\n".encode())
+    return digest.hexdigest()
+
+
+def _dataset_images(unit: Unit, rules: Rules, salt: bytes, data_dir: str | None) -> Iterator[Decoded]:
+    """MedNIST (all of it) or a MedMNIST file's train split (val and test stay unseen for evaluation)."""
+    if unit.kind == "mednist":
+        from medssl_lab.data.mednist import load_mednist
+
+        images = load_mednist(str(unit.path) if unit.path.is_dir() else data_dir).all
+    else:
+        from medssl_lab.data.medmnist import load_medmnist
+
+        if unit.path.is_file():
+            flag, _, size = unit.path.stem.partition("_")
+            images = load_medmnist(flag, size=int(size or 28), data_dir=unit.path.parent).train
+        else:
+            images = load_medmnist(unit.source, data_dir=data_dir).train
+    for i, (pixels, modality) in enumerate(zip(images.images, images.modality)):
+        key = salted_key(salt, hashlib.blake2b(pixels.tobytes(), digest_size=16).hexdigest())
+        yield Decoded(square_resize(pixels, rules.size)[None], [i], str(modality), "", "", "", "", [key])
+
+
+def _decode_unit(unit: Unit, rules: Rules, salt: bytes, data_dir: str | None) -> Iterator[Decoded]:
+    if unit.kind == "file":
+        yield decode_file(unit.path, rules, salt)
+    else:
+        yield from _dataset_images(unit, rules, salt, data_dir)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """No warnings and no pydicom log records while decoding (their content goes to the rejected table)."""
+    log = logging.getLogger("pydicom")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        log.setLevel(level)
+
+
+def write_shard(
+    root: Path, shard: int, units: Sequence[Unit], rules: Rules, keep_paths: bool, data_dir: str | None
+) -> dict:
+    """Decode one shard's units and write its images, index, rejected table and (last) its ``.json``."""
+    start = time.perf_counter()
+    layout, salt = StoreLayout(root), store_salt(root)
+    images: list[np.ndarray] = []
+    rows: list[list[object]] = []
+    rejected: list[list[object]] = []
+    for unit in units:
+        name = unit.relative if keep_paths else salted_key(salt, unit.relative)
+        try:
+            with _quiet():  # what matters about a file lands in the tables, not on the console
+                decoded = list(_decode_unit(unit, rules, salt, data_dir))
+            for d in decoded:
+                for image, frame, key in zip(d.images, d.frames, d.instances):
+                    rows.append([len(rows), unit.source, name, frame, d.modality, d.body_part])
+                    rows[-1] += [d.patient, d.study, d.series, key]
+                    images.append(image)
+        except Rejected as exc:
+            rejected.append([unit.source, name, exc.reason, exc.detail])
+        except DataError as exc:  # a data set source that cannot be read
+            rejected.append([unit.source, name, "corrupt", str(exc)])
+        except Exception as exc:  # whatever else one file does, the ingest goes on and says why
+            rejected.append([unit.source, name, "decode_error", f"{type(exc).__name__}: {exc}"])
+    stack = np.stack(images) if images else np.zeros((0, rules.size, rules.size), np.uint8)
+    with atomic_file(layout.images(shard), permissions=0o644) as tmp:
+        with tmp.open("wb") as handle:
+            np.save(handle, stack)
+    for path, columns, table in (
+        (layout.index(shard), INDEX_COLUMNS, rows),
+        (layout.rejected(shard), REJECTED_COLUMNS, rejected),
+    ):
+        with atomic_file(path, permissions=0o644) as tmp:
+            with tmp.open("w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(columns)
+                writer.writerows(table)
+    done = {
+        "digest": shard_digest(units),
+        "files": len(units),
+        "images": len(rows),
+        "seconds": round(time.perf_counter() - start, 3),
+        "counts": sorted([*k, n] for k, n in Counter((r[1], r[4]) for r in rows).items()),
+        "rejected": dict(Counter(str(r[2]) for r in rejected)),
+    }
+    with atomic_file(layout.done(shard), permissions=0o644) as tmp:
+        tmp.write_text(json.dumps(done))
+    return done
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did (this run) and what the store now holds."""
+
+    store: Path
+    shards_total: int
+    shards_written: int
+    shards_skipped: int
+    files: int = 0
+    images: int = 0
+    seconds: float = 0.0
+    counts: Counter = field(default_factory=Counter)  # (source, modality) -> images, whole store
+    rejected: Counter = field(default_factory=Counter)  # reason -> files, whole store
+
+    def lines(self) -> list[str]:
+        seconds = max(self.seconds, 1e-9)
+        rate = f"{self.files / seconds:.1f} files/s, {self.images / seconds:.1f} images/s"
+        out = [
+            f"{self.store}: {self.shards_written} shard(s) written, {self.shards_skipped} already done, "
+            f"of {self.shards_total} planned",
+            f"this run: {self.files} files -> {self.images} images in {self.seconds:.1f} s ({rate})"
+            if self.shards_written
+            else "this run: nothing to do",
+            "the store holds:",
+        ]
+        out += [f"  {s:<24} {m:<18} {n:>9,}" for (s, m), n in sorted(self.counts.items())]
+        if self.rejected:
+            out.append("rejected files by reason (see shards/*.rejected.csv):")
+            out += [f"  {reason:<24} {n:>9,}" for reason, n in sorted(self.rejected.items())]
+        return out
+
+
+def _remove_stale_temporaries(layout: StoreLayout, shards: Sequence[int]) -> None:
+    """Hidden half-written files a killed run left behind (only this run's shards: others may be in progress)."""
+    for shard in shards:
+        for tmp in layout.shards.glob(f".{shard:06d}.*"):
+            tmp.unlink(missing_ok=True)
+
+
+def ingest(
+    sources: Sequence[str],
+    out: str | os.PathLike,
+    rules: Rules | None = None,
+    files_per_shard: int = 1000,
+    workers: int | None = None,
+    shards: range | None = None,
+    keep_paths: bool = False,
+    data_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> IngestReport:
+    """Ingest ``sources`` into the store at ``out`` (made when new, continued when it exists); default rules: 64 px."""
+    from tqdm.auto import tqdm
+
+    from medssl_lab.threads import affinity_cpus
+
+    rules = rules or Rules()
+    if files_per_shard < 1:
+        raise ValueError(f"files_per_shard must be >= 1, got {files_per_shard}")
+    root = Path(out).resolve()
+    units = plan_units(sources, data_dir)
+    plan = plan_shards(units, files_per_shard)
+    create_or_check(root, rules, files_per_shard)
+    layout = StoreLayout(root)
+    layout.shards.mkdir(exist_ok=True)
+    store_salt(root)
+    chosen = range(len(plan)) if shards is None else range(shards.start, min(shards.stop, len(plan)))
+    _remove_stale_temporaries(layout, chosen)
+    todo = [k for k in chosen if not _is_done(layout, k, plan[k])]
+    report = IngestReport(root, len(plan), len(todo), len(chosen) - len(todo))
+    data = None if data_dir is None else str(data_dir)
+    workers = max(1, min(workers or len(affinity_cpus()), len(todo) or 1))
+    start = time.perf_counter()
+    bar = tqdm(total=sum(len(plan[k]) for k in todo), unit="file", disable=not progress or not todo)
+    if workers == 1:
+        for k in todo:
+            _account(report, write_shard(root, k, plan[k], rules, keep_paths, data), bar)
+    else:
+        context = multiprocessing.get_context("spawn")  # no state inherited from the caller (threads, torch)
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = [pool.submit(write_shard, root, k, plan[k], rules, keep_paths, data) for k in todo]
+            for future in as_completed(futures):
+                _account(report, future.result(), bar)
+    bar.close()
+    report.seconds = time.perf_counter() - start if todo else 0.0
+    for k in layout.done_shards():
+        done = layout.read_done(k)
+        report.counts.update({(s, m): n for s, m, n in done["counts"]})
+        report.rejected.update(done["rejected"])
+    return report
+
+
+def _is_done(layout: StoreLayout, shard: int, units: Sequence[Unit]) -> bool:
+    return layout.done(shard).exists() and layout.read_done(shard)["digest"] == shard_digest(units)
+
+
+def _account(report: IngestReport, done: dict, bar) -> None:
+    report.files += done["files"]
+    report.images += done["images"]
+    bar.update(done["files"])

@@ -1,0 +1,132 @@
+"""A pool store on disk: where its files are, what its manifest says, and its secret salt.
+
+::
+
+    STORE/
+      store.json               format, image size, the decoding rules (the same for every shard)
+      salt                     32 random bytes (mode 0600): keys are keyed hashes with it; keep it private
+      shards/000000.npy        (n, size, size) uint8, a plain .npy file (np.load(..., mmap_mode="r") maps it)
+      shards/000000.index.csv  one row per image: row, source, file, frame, modality, body_part, patient_key,
+                               study_key, series_key, instance_key
+      shards/000000.rejected.csv   one row per file that gave no image: source, file, reason, detail
+      shards/000000.json       written last: the shard's file list digest and counts; a shard without it is redone
+
+A shard holds the images of a fixed number of consecutive source files (``files_per_shard``), so that shard ``k``
+is the same work on every machine and in every re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from medssl_lab import __version__
+from medssl_lab.errors import DataError
+from medssl_lab.files import atomic_file
+from medssl_lab.store.decode import Rules
+
+FORMAT = 1
+INDEX_COLUMNS = (
+    "row",
+    "source",
+    "file",
+    "frame",
+    "modality",
+    "body_part",
+    "patient_key",
+    "study_key",
+    "series_key",
+    "instance_key",
+)
+REJECTED_COLUMNS = ("source", "file", "reason", "detail")
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """The paths of one store."""
+
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "store.json"
+
+    @property
+    def salt_file(self) -> Path:
+        return self.root / "salt"
+
+    @property
+    def shards(self) -> Path:
+        return self.root / "shards"
+
+    def images(self, shard: int) -> Path:
+        return self.shards / f"{shard:06d}.npy"
+
+    def index(self, shard: int) -> Path:
+        return self.shards / f"{shard:06d}.index.csv"
+
+    def rejected(self, shard: int) -> Path:
+        return self.shards / f"{shard:06d}.rejected.csv"
+
+    def done(self, shard: int) -> Path:
+        return self.shards / f"{shard:06d}.json"
+
+    def done_shards(self) -> list[int]:
+        """The shards whose writing finished, in order."""
+        if not self.shards.is_dir():
+            return []
+        return sorted(int(p.name[:6]) for p in self.shards.glob("[0-9]" * 6 + ".json"))
+
+    def read_done(self, shard: int) -> dict:
+        return json.loads(self.done(shard).read_text())
+
+
+def is_store(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a pool store folder (it has a ``store.json``)."""
+    return StoreLayout(Path(path)).manifest.is_file()
+
+
+def create_or_check(root: Path, rules: Rules, files_per_shard: int) -> dict:
+    """The manifest of the store at ``root``: written when new, checked against ``rules`` when it exists."""
+    layout = StoreLayout(root)
+    # through JSON, as the file holds it (tuples become lists)
+    wanted = json.loads(json.dumps({"format": FORMAT, "rules": asdict(rules), "files_per_shard": files_per_shard}))
+    if layout.manifest.exists():
+        manifest = read_manifest(root)
+        held = {k: manifest.get(k) for k in wanted}
+        if held != wanted:
+            raise DataError(
+                f"{root}: this store was made with other settings ({json.dumps(held)}); resume it with those, "
+                "or ingest into a new folder (--out)"
+            )
+        return manifest
+    if root.exists() and any(root.iterdir()):
+        raise DataError(f"{root}: the folder exists and is not a pool store; choose an empty or new folder for --out")
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = {**wanted, "package": __version__}
+    with atomic_file(layout.manifest, permissions=0o644) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def read_manifest(root: str | os.PathLike) -> dict:
+    """``store.json`` of a store, with a clear error for a folder that is none."""
+    layout = StoreLayout(Path(root))
+    if not layout.manifest.is_file():
+        raise DataError(f"{root}: not a pool store (no store.json); make one with `medssl-lab ingest SOURCE --out DIR`")
+    manifest = json.loads(layout.manifest.read_text())
+    if manifest.get("format") != FORMAT:
+        raise DataError(f"{root}: store format {manifest.get('format')}, this package reads {FORMAT}; ingest again")
+    return manifest
+
+
+def store_salt(root: Path) -> bytes:
+    """The store's salt, made once (private file) so that re-runs give the same keys."""
+    path = StoreLayout(root).salt_file
+    if not path.exists():
+        with atomic_file(path) as tmp:  # created mode 0600
+            tmp.write_bytes(secrets.token_bytes(32))
+    return path.read_bytes()

@@ -1,0 +1,108 @@
+"""Open a pool store as an :class:`~medssl_lab.data.types.ImageSet` whose images stay on disk until indexed.
+
+The per-shard index tables are read once into compact columns (cached beside the shards as ``index-cache.npz``,
+rebuilt when a shard changes). An image seen twice (the same SOP Instance UID and frame, or the same pixels in a
+data set, e.g. a file copied into two folders) is kept once: the first in shard order, whichever machine wrote it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+
+from medssl_lab.data.stack import ImageStack
+from medssl_lab.data.types import ImageSet
+from medssl_lab.errors import DataError
+from medssl_lab.files import atomic_file
+from medssl_lab.store.layout import StoreLayout, read_manifest
+
+CACHE = "index-cache.npz"
+TAG_COLUMNS = ("source", "modality", "body_part")
+
+
+def _cache_key(layout: StoreLayout, shards: list[int]) -> str:
+    digest = hashlib.blake2b(digest_size=12)
+    for k in shards:
+        digest.update(f"{k}:{layout.read_done(k)['digest']}\n".encode())
+    return digest.hexdigest()
+
+
+def _parse_index(layout: StoreLayout, shards: list[int]) -> dict[str, np.ndarray]:
+    """The tables of ``shards`` as columns: shard, row, instance key (uint64, 0 = none) and tag codes with names."""
+    shard_col, row_col, keys = [], [], []
+    tags: dict[str, list[str]] = {c: [] for c in TAG_COLUMNS}
+    for k in shards:
+        with layout.index(k).open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            for line in reader:
+                shard_col.append(k)
+                row_col.append(int(line["row"]))
+                keys.append(int(line["instance_key"] or "0", 16))
+                for c in TAG_COLUMNS:
+                    tags[c].append(line[c])
+    columns: dict[str, np.ndarray] = {
+        "shard": np.asarray(shard_col, np.int32),
+        "row": np.asarray(row_col, np.int64),
+        "instance_key": np.asarray(keys, np.uint64),
+    }
+    for c in TAG_COLUMNS:
+        names, codes = np.unique(np.asarray(tags[c], dtype=str), return_inverse=True)
+        columns[f"{c}_names"], columns[f"{c}_codes"] = names, codes.astype(np.int32)
+    return columns
+
+
+def read_index(root: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The store's index columns, from the cache when it matches the finished shards."""
+    layout = StoreLayout(Path(root))
+    shards = layout.done_shards()
+    key = _cache_key(layout, shards)
+    cache = layout.root / CACHE
+    if cache.exists():
+        with np.load(cache) as held:
+            if str(held["key"]) == key:
+                return {name: held[name] for name in held.files if name != "key"}
+    columns = _parse_index(layout, shards)
+    try:
+        with atomic_file(cache, suffix=".npz", permissions=0o644) as tmp:
+            np.savez(tmp, **{"key": np.asarray(key), **columns})  # type: ignore[arg-type]  # numpy stubs: allow_pickle
+    except OSError:
+        pass  # a read-only store is read again next time
+    return columns
+
+
+def open_store(root: str | os.PathLike, size: int | None = None) -> ImageSet:
+    """The images of the store at ``root`` (duplicates left out), at ``size`` px (default: the store's size).
+
+    Labels are the modality (``class_names`` are ``"<store>/<modality>"``), ``source`` and ``modality`` come from the
+    index, so balancing, cluster inspection and UMAP treat a store like any other source.
+    """
+    root = Path(root)
+    manifest = read_manifest(root)
+    layout = StoreLayout(root)
+    shards = layout.done_shards()
+    if not shards:
+        raise DataError(f"{root}: the store has no finished shard yet; run `medssl-lab ingest ... --out {root}`")
+    columns = read_index(root)
+    keys = columns["instance_key"]
+    keep = keys == 0  # an image without a key is never a duplicate
+    keep[np.unique(keys, return_index=True)[1]] = True
+    kept = np.flatnonzero(keep)
+    first_position = np.zeros(max(shards) + 1, np.int64)  # where each shard starts in the stack of all shards
+    first_position[shards] = np.cumsum([0] + [layout.read_done(k)["images"] for k in shards])[:-1]
+    positions = first_position[columns["shard"][kept]] + columns["row"][kept]
+    stack = ImageStack([layout.images(k) for k in shards], size or manifest["rules"]["size"], positions)
+    modality_codes = columns["modality_codes"][kept]
+    modality_names = columns["modality_names"].astype(object)
+    return ImageSet(
+        images=cast(np.ndarray, stack),  # duck-typed: an array that reads on indexing
+        labels=modality_codes.astype(np.int64),
+        class_names=tuple(f"{root.name}/{m}" for m in columns["modality_names"]),
+        task="unlabelled",
+        modality=modality_names[modality_codes],
+        source=columns["source_names"].astype(object)[columns["source_codes"][kept]],
+    )

@@ -1,0 +1,71 @@
+"""A small archive as a hospital export looks: real DICOMs of several modalities in nested folders, plus the
+unusual and bad files every archive has, one of each kind the ingest must reject or handle."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+from medssl_lab.data.dicom import write_dicom
+
+PATIENT_NAME, PATIENT_ID, ACCESSION = "Doe^Jane", "PID-0042-SECRET", "ACC-77-SECRET"
+#: real files from pydicom's test data: where they go in the archive
+REAL = {
+    "CT_small.dcm": "patient1/ct/1.dcm",
+    "MR_small.dcm": "patient1/mr/1.dcm",
+    "US1_UNCR.dcm": "patient2/us/1.dcm",
+    "emri_small.dcm": "patient2/mr_multiframe/1.dcm",  # 10 frames
+    "rtplan.dcm": "patient3/rt/plan.dcm",
+    "rtstruct.dcm": "patient3/rt/struct.dcm",  # written without the 128-byte preamble
+    "test-SR.dcm": "patient3/report.dcm",
+    "JPEG-lossy.dcm": "patient4/jpeg12bit.dcm",  # 12-bit JPEG Extended: no installed decoder reads it
+}
+#: file (relative to the archive) -> the reason the ingest must give
+EXPECTED_REJECTIONS = {
+    "patient3/rt/plan.dcm": "rt_object",
+    "patient3/rt/struct.dcm": "rt_object",
+    "patient3/report.dcm": "derived_object",  # a structured report
+    "patient4/jpeg12bit.dcm": "unsupported_compression",
+    "patient4/truncated.dcm": "corrupt",
+    "patient4/burned_in.dcm": "burned_in_annotation",
+    "notes/readme.txt": "not_an_image",
+    "notes/broken.png": "corrupt",
+}
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    root = tmp_path / "archive"
+    for name, where in REAL.items():
+        (root / where).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(get_testdata_file(name), root / where)
+    ct = root / "patient1/ct/1.dcm"  # identifying values that must never reach the store
+    ds = pydicom.dcmread(ct)
+    ds.PatientName, ds.PatientID, ds.AccessionNumber, ds.PatientBirthDate = (
+        PATIENT_NAME,
+        PATIENT_ID,
+        ACCESSION,
+        "19700101",
+    )
+    ds.BodyPartExamined = "CHEST"
+    ds.save_as(ct)
+    data = ct.read_bytes()
+    (root / "patient4/truncated.dcm").write_bytes(data[: len(data) // 2])
+    flagged = write_dicom(root / "patient4/burned_in.dcm", np.full((32, 32), 100, np.int16), "US", uid_seed="burn")
+    ds = pydicom.dcmread(flagged)
+    ds.BurnedInAnnotation = "YES"
+    ds.save_as(flagged)
+    (root / "notes").mkdir()
+    (root / "notes/readme.txt").write_text("exported by the PACS\n")
+    (root / "notes/broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    (root / "photos").mkdir()
+    ramp = np.tile(np.linspace(0, 4095, 48).astype(np.uint16), (40, 1))  # 12 bits in use, in a 16-bit PNG
+    Image.fromarray(ramp).save(root / "photos/wide.png")
+    Image.fromarray(np.full((20, 30), 200, np.uint8)).save(root / "photos/flat.jpg")
+    return root

@@ -1,0 +1,145 @@
+"""`medssl-lab ingest`: every kind of file handled or rejected with its reason, privacy, resume, shard ranges."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medssl_lab.cli import main
+from medssl_lab.errors import DataError
+from medssl_lab.store.decode import Rules
+from medssl_lab.store.ingest import ingest
+from medssl_lab.store.layout import StoreLayout
+from medssl_lab.store.reader import open_store
+from tests.store.conftest import ACCESSION, EXPECTED_REJECTIONS, PATIENT_ID, PATIENT_NAME
+
+
+def _table(paths: list[Path]) -> list[dict]:
+    rows = []
+    for path in paths:
+        with path.open(newline="") as handle:
+            rows += list(csv.DictReader(handle))
+    return rows
+
+
+def _store_files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_every_kind_of_file_is_ingested_or_rejected_with_its_reason(archive: Path, tmp_path: Path) -> None:
+    report = ingest([str(archive)], tmp_path / "store", Rules(size=32), workers=1, keep_paths=True, progress=False)
+    layout = StoreLayout(tmp_path / "store")
+    rejected = {r["file"]: r["reason"] for r in _table(sorted(layout.shards.glob("*.rejected.csv")))}
+    assert rejected == EXPECTED_REJECTIONS
+    index = _table(sorted(layout.shards.glob("*.index.csv")))
+    by_file: dict[str, list[dict]] = {}
+    for row in index:
+        by_file.setdefault(row["file"], []).append(row)
+    assert len(by_file["patient2/mr_multiframe/1.dcm"]) == 10  # every frame of a multi-frame file
+    assert {r["modality"] for r in index} == {"CT", "MR", "ultrasound", "unknown"}
+    assert by_file["patient1/ct/1.dcm"][0]["body_part"] == "CHEST"
+    assert report.images == len(index) == 15 and sum(report.rejected.values()) == len(EXPECTED_REJECTIONS)
+    images = np.load(layout.images(0))
+    wide = images[int(by_file["photos/wide.png"][0]["row"])]
+    ramp = wide[16].astype(int)  # 12 bits in use in a 16-bit PNG: a ramp over the full 8-bit range
+    assert ramp[0] <= 5 and ramp[-1] >= 250 and (np.diff(ramp) >= 0).all()
+    flat = images[int(by_file["photos/flat.jpg"][0]["row"])]
+    assert flat[0].max() == 0 and flat[16, 16] == 200  # 30x20 padded with black to a square, nothing cut off
+
+
+def test_burned_in_files_only_when_allowed(archive: Path, tmp_path: Path) -> None:
+    rules = Rules(size=32, allow_burned_in=True)
+    ingest([str(archive)], tmp_path / "store", rules, workers=1, keep_paths=True, progress=False)
+    files = {r["file"] for r in _table(sorted(StoreLayout(tmp_path / "store").shards.glob("*.index.csv")))}
+    assert "patient4/burned_in.dcm" in files
+
+
+def test_nothing_identifying_is_stored_or_printed(archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["ingest", str(archive), "--out", str(tmp_path / "store"), "--size", "32", "--workers", "1"]) == 0
+    printed = capsys.readouterr()
+    stored = b"".join(_store_files(tmp_path / "store").values())
+    for secret in (PATIENT_NAME, PATIENT_ID, ACCESSION, "19700101", "Doe", "patient1", "jpeg12bit"):
+        assert secret.encode() not in stored, f"{secret!r} reached the store"
+        assert secret not in printed.out + printed.err, f"{secret!r} was printed"
+    row = _table([StoreLayout(tmp_path / "store").index(0)])[0]
+    assert len(row["patient_key"]) == 16 and len(row["file"]) == 16  # salted keys, not the values
+    assert (tmp_path / "store" / "salt").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_rerun_adds_nothing_and_copies_are_kept_once(archive: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ingest([str(archive)], store, Rules(size=32), files_per_shard=4, workers=2, progress=False)
+    before = _store_files(store)
+    again = ingest([str(archive)], store, Rules(size=32), files_per_shard=4, workers=2, progress=False)
+    assert again.shards_written == 0 and again.shards_skipped == again.shards_total
+    assert _store_files(store) == before
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "same_ct.dcm").write_bytes((archive / "patient1/ct/1.dcm").read_bytes())
+    ingest([str(archive), str(copy)], store, Rules(size=32), files_per_shard=4, workers=2, progress=False)
+    assert len(open_store(store)) == 15  # the copy has the same SOP Instance UID: one image
+
+
+def test_other_settings_on_an_existing_store_are_an_error(archive: Path, tmp_path: Path) -> None:
+    ingest([str(archive)], tmp_path / "store", Rules(size=32), workers=1, progress=False)
+    with pytest.raises(DataError, match="made with other settings"):
+        ingest([str(archive)], tmp_path / "store", Rules(size=64), workers=1, progress=False)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "thesis.tex").write_text("x")
+    with pytest.raises(DataError, match="not a pool store"):
+        ingest([str(archive)], tmp_path / "busy", Rules(size=32), workers=1, progress=False)
+    with pytest.raises(DataError, match="no such file or folder"):
+        ingest([str(tmp_path / "nowhere")], tmp_path / "new", Rules(size=32), progress=False)
+
+
+def test_shard_ranges_on_two_machines_make_the_same_store(archive: Path, tmp_path: Path) -> None:
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    ingest([str(archive)], whole, Rules(size=32), files_per_shard=3, workers=1, progress=False)
+    (split).mkdir()
+    (split / "salt").write_bytes((whole / "salt").read_bytes())  # one store, one salt (shared folder)
+    (split / "store.json").write_bytes((whole / "store.json").read_bytes())
+    first = ingest([str(archive)], split, Rules(size=32), files_per_shard=3, shards=range(0, 3), progress=False)
+    second = ingest([str(archive)], split, Rules(size=32), files_per_shard=3, shards=range(3, 99), progress=False)
+    assert first.shards_written == 3 and second.shards_written == first.shards_total - 3
+    assert np.array_equal(np.asarray(open_store(split).images), np.asarray(open_store(whole).images))
+
+
+def test_a_killed_ingest_continues_where_it_stopped(tmp_path: Path) -> None:
+    from pydicom.data import get_testdata_file
+
+    tree = tmp_path / "tree"
+    for i in range(60):  # a tree of real files, many shards of work
+        (tree / f"{i:03d}").mkdir(parents=True)
+        for name in ("CT_small.dcm", "MR_small.dcm", "US1_UNCR.dcm"):
+            (tree / f"{i:03d}" / name).write_bytes(Path(get_testdata_file(name)).read_bytes())
+    command = [sys.executable, "-m", "medssl_lab.cli", "ingest", str(tree), "--size", "32", "--files-per-shard", "3"]
+    command += ["--workers", "1"]
+    reference = tmp_path / "reference"
+    subprocess.run([*command, "--out", str(reference)], check=True, capture_output=True)
+    store = tmp_path / "store"
+    run = subprocess.Popen([*command, "--out", str(store)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    layout = StoreLayout(store)
+    deadline = time.monotonic() + 120
+    while len(layout.done_shards()) < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    done = len(layout.done_shards())
+    assert 5 <= done < 60, "the ingest should have been killed part-way"
+    resumed = subprocess.run([*command, "--out", str(store)], check=True, capture_output=True, text=True)
+    assert f"{60 - done} shard(s) written, {done} already done" in resumed.stdout
+    assert not [p for p in layout.shards.iterdir() if p.name.startswith(".")], "a half-written file was left"
+    same = {k: v for k, v in _store_files(store).items() if not k.endswith(".json") and k != "salt"}
+    ref = {k: v for k, v in _store_files(reference).items() if not k.endswith(".json") and k != "salt"}
+    assert same.keys() == ref.keys()
+    for name in same:  # keys are salted per store; the pixels are identical
+        if name.endswith(".npy"):
+            assert same[name] == ref[name], name

@@ -1,0 +1,102 @@
+"""A store as a pool: tags from the index, mixed with the built-in sources, pretrained on exactly like memory."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from medssl_lab.data.pool import balanced_weights, build_pool, pool_provenance
+from medssl_lab.data.stack import ImageStack
+from medssl_lab.data.types import ImageSet
+from medssl_lab.errors import DataError
+from medssl_lab.pretrain import PretrainConfig, Pretrainer
+from medssl_lab.store.decode import Rules
+from medssl_lab.store.ingest import ingest
+from medssl_lab.store.reader import open_store
+
+
+@pytest.fixture
+def store(archive: Path, tmp_path: Path) -> Path:
+    ingest([str(archive)], tmp_path / "store", Rules(size=32), files_per_shard=4, workers=1, progress=False)
+    return tmp_path / "store"
+
+
+def test_a_store_opens_as_a_tagged_pool_read_on_indexing(store: Path) -> None:
+    pool = open_store(store)
+    assert isinstance(pool.images, ImageStack) and pool.images.shape == (15, 32, 32)
+    assert sorted(set(pool.modality)) == ["CT", "MR", "ultrasound", "unknown"]
+    assert (pool.source == "archive").all() and pool.class_names[0].startswith("store/")
+    weights = balanced_weights(pool.modality)
+    assert np.isclose(weights[pool.modality == "CT"].sum(), 0.25)
+    assert open_store(store, size=16).images[np.array([0])].shape == (1, 16, 16)
+
+
+def test_a_store_mixes_with_the_built_in_sources(store: Path, data_dir: Path) -> None:
+    pool = build_pool(["pneumoniamnist", str(store)], size=32, data_dir=data_dir)
+    assert len(pool) == 4708 + 15 and isinstance(pool.images, ImageStack)
+    assert set(pool.source) == {"pneumoniamnist", "archive"}
+    assert len(pool_provenance(pool)["pixels_hash"]) == 20
+
+
+def test_an_unfinished_or_missing_store_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not a pool store"):
+        open_store(tmp_path)
+    with pytest.raises(ValueError, match="pool store folder"):
+        build_pool([str(tmp_path)], size=32)
+
+
+def _config(**overrides: object) -> PretrainConfig:
+    settings: dict = dict(batch_size=8, epochs=2, n_prototypes=8, log_every=1, device="cpu", balance=None)
+    return PretrainConfig.for_profile("smoke", **{**settings, **overrides})
+
+
+def test_pretraining_from_a_store_equals_pretraining_from_memory(store: Path) -> None:
+    on_disk = open_store(store)
+    in_memory = ImageSet(
+        np.asarray(on_disk.images), on_disk.labels, on_disk.class_names, on_disk.task, on_disk.modality, on_disk.source
+    )
+    torch.set_num_threads(1)
+    losses = [Pretrainer(_config(), pool).fit(progress=False).column("loss") for pool in (on_disk, in_memory)]
+    assert len(losses[0]) == 2 and np.array_equal(losses[0], losses[1])
+
+
+def _ddp_worker(rank: int, port: int, store: str, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    torch.set_num_threads(1)
+    try:
+        read: list[np.ndarray] = []  # what each step's batch was, in step order
+        pool = open_store(store)
+        trainer = Pretrainer(_config(), pool, out)
+        original = trainer.reader.get
+        trainer.reader.get = lambda index: (read.append(index.numpy().copy()), original(index))[1]  # type: ignore[method-assign]
+        trainer.fit(progress=False)
+        flat = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+        gathered = [torch.zeros_like(flat) for _ in range(2)]
+        dist.all_gather(gathered, flat)
+        mine = torch.as_tensor(np.stack(read))  # (steps, 4): this rank's share of every global batch
+        both = [torch.zeros_like(mine) for _ in range(2)]
+        dist.all_gather(both, mine)
+        if rank == 0:
+            disjoint = all(not set(a.tolist()) & set(b.tolist()) for a, b in zip(both[0], both[1]))
+            result = {"same": torch.equal(gathered[0], gathered[1]), "disjoint": disjoint, "steps": trainer.step}
+            torch.save(result, Path(out) / "ddp.pt")
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_ddp_processes_read_disjoint_shares_of_a_store(store: Path, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(port, str(store), str(tmp_path / "run")), nprocs=2, join=True)
+    result = torch.load(tmp_path / "run" / "ddp.pt", weights_only=True)
+    assert result["same"] and result["disjoint"] and result["steps"] == 2  # 15 images, batch 8: 1 step per epoch
