@@ -105,8 +105,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from medssl_lab.store.decode import Rules, named_window
-    from medssl_lab.store.ingest import ingest
+    from medssl_lab.data.store.decode import Rules, named_window
+    from medssl_lab.data.store.ingest import ingest
 
     rules = Rules(
         size=args.size,

@@ -40,6 +40,7 @@ EXPLORERS = {
     "03_clusters.ipynb": ".widget-dropdown select",
     "04_finetuning.ipynb": None,
     "05_robustness.ipynb": None,
+    "06_your_own_data.ipynb": ".widget-dropdown select",
 }
 PROFILE = os.environ.get("MEDSSL_BROWSER_PROFILE", "smoke")
 ONLY = [p for p in os.environ.get("MEDSSL_BROWSER_NOTEBOOKS", "").split(",") if p]

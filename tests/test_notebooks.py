@@ -37,7 +37,7 @@ def executed(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_committed_notebooks_are_clean_and_parameterised() -> None:
     notebooks = list_notebooks()
-    assert [p.name[:2] for p in notebooks] == ["00", "01", "02", "03", "04", "05"]
+    assert [p.name[:2] for p in notebooks] == ["00", "01", "02", "03", "04", "05", "06"]
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
@@ -62,8 +62,8 @@ def test_committed_notebooks_are_clean_and_parameterised() -> None:
 
 def test_every_notebook_runs_in_smoke_profile(executed: Path) -> None:
     summary = json.loads((executed / "summary.json").read_text())
-    assert [r["status"] for r in summary["runs"]] == ["ok"] * 6
-    assert (executed / "summary.md").read_text().count("| ok |") == 6
+    assert [r["status"] for r in summary["runs"]] == ["ok"] * 7
+    assert (executed / "summary.md").read_text().count("| ok |") == 7
     assert (executed / "pretrain" / "checkpoint.pt").exists()  # written by 01, read by the later ones
 
 
@@ -170,7 +170,7 @@ def test_writing_course_links_sets_badges_and_every_install_address(tmp_path: Pa
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- course-links -->\nbadges go here\n<!-- /course-links -->\nrest\n")
     changed = write_course_links("someone/fork", "dev", readme=readme, notebooks_dir=course)
-    assert len(changed) == 7
+    assert len(changed) == 8
     text = readme.read_text()
     assert "mybinder.org/v2/gh/someone/fork/dev?urlpath=lab/tree/notebooks/00_data_tour.ipynb" in text
     assert "colab.research.google.com/github/someone/fork/blob/dev/notebooks/00_data_tour.ipynb" in text

@@ -616,6 +616,21 @@ def _apply_voi_lut(values: np.ndarray, ds: Dataset, invert: bool) -> np.ndarray:
 # ---------------------------------------------------------------------------- writing
 
 
+def example_dicom_folders() -> list[Path]:
+    """Folders of real DICOM files of several modalities that ship with pydicom (its test files: CT, MR, US, RT
+    objects, broken files) and the registry package pydicom-data (larger CR, US, MR volumes and cine loops)."""
+    from pydicom.data import get_testdata_file
+
+    folders = [Path(str(get_testdata_file("CT_small.dcm"))).parent]
+    try:
+        import data_store  # the import name of pydicom-data
+
+        folders.append(Path(data_store.__file__).parent / "data")
+    except ImportError:
+        pass
+    return [f for f in folders if f.is_dir()]
+
+
 def write_dicom(
     path: str | os.PathLike,
     pixels: np.ndarray,

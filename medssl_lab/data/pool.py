@@ -15,33 +15,19 @@ from typing import cast
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from medssl_lab import __version__
 from medssl_lab.data.medmnist import load_medmnist, medmnist_subsets
 from medssl_lab.data.mednist import load_mednist
 from medssl_lab.data.stack import ImageStack, concatenate_images
+from medssl_lab.data.store.layout import is_store
+from medssl_lab.data.store.reader import open_store
 from medssl_lab.data.types import ImageSet
 
 DEFAULT_SOURCES = ("mednist", "pneumoniamnist")
 
 
-def resize_uint8(images: np.ndarray, size: int, chunk: int = 2048) -> np.ndarray:
-    """Resize (N, H, W) uint8 images to ``size`` x ``size`` (antialiased bilinear), in chunks to bound memory."""
-    if images.shape[1:] == (size, size):
-        return images
-    out = np.empty((len(images), size, size), dtype=np.uint8)
-    for start in range(0, len(images), chunk):
-        block = torch.from_numpy(np.array(images[start : start + chunk])).unsqueeze(1)  # uint8 in, uint8 out
-        resized = F.interpolate(block, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        out[start : start + chunk] = resized.squeeze(1).numpy()
-    return out
-
-
 def _load_source(name: str, data_dir: str | os.PathLike | None, size: int) -> ImageSet:
-    from medssl_lab.store.layout import is_store
-    from medssl_lab.store.reader import open_store
-
     if name == "mednist":
         return load_mednist(data_dir).all
     if name in medmnist_subsets():
@@ -125,8 +111,9 @@ def describe_provenance(provenance: dict | None) -> str:
 
 def balanced_weights(tags: np.ndarray) -> np.ndarray:
     """Per-image sampling weights that give every tag (e.g. modality) the same total weight."""
-    _, inverse, counts = np.unique(tags.astype(str), return_inverse=True, return_counts=True)
-    weights = 1.0 / counts[inverse]
+    codes: dict[object, int] = {}  # a few distinct tags over up to millions of images: no sort, no string copies
+    inverse = np.fromiter((codes.setdefault(t, len(codes)) for t in tags), np.int64, len(tags))
+    weights = 1.0 / np.bincount(inverse)[inverse]
     return weights / weights.sum()
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medssl_lab.data.resize import resize_uint8
 from medssl_lab.errors import DataError
 
 
@@ -114,8 +115,6 @@ class ImageStack:
             where = order[part_of[order] == part]
             images = self._read_rows(int(part), positions[where] - self._starts[part])
             if images.shape[1:] != (self.size, self.size):
-                from medssl_lab.data.pool import resize_uint8
-
                 images = resize_uint8(images, self.size)
             out[where] = images
         return out
@@ -158,8 +157,6 @@ class ImageStack:
 def concatenate_images(parts: Sequence[np.ndarray | ImageStack], size: int) -> np.ndarray | ImageStack:
     """Images of several sources as one at ``size`` px: an array when all are in memory (resized now), else a stack
     that reads (and resizes) on indexing."""
-    from medssl_lab.data.pool import resize_uint8
-
     arrays = [p for p in parts if isinstance(p, np.ndarray)]
     if len(arrays) == len(parts):
         return np.concatenate([resize_uint8(p, size) for p in arrays])

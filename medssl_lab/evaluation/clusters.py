@@ -277,7 +277,7 @@ def pixel_kmeans(images: np.ndarray, k: int, size: int = 16, seed: int = 0) -> n
     """k-means on the raw pixels at ``size`` px, scaled to [0, 1]: the clustering the prototypes must beat."""
     from sklearn.cluster import KMeans
 
-    from medssl_lab.data.pool import resize_uint8
+    from medssl_lab.data.resize import resize_uint8
 
     pixels = resize_uint8(np.asarray(images), size).reshape(len(images), -1).astype(np.float32) / 255.0
     return KMeans(k, n_init=3, random_state=seed).fit_predict(pixels)

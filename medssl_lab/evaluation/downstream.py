@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from medssl_lab.augment import MultiCropAugment, MultiCropConfig, make_generator, prepare
 from medssl_lab.checks import check_choices, check_numbers, check_whole
 from medssl_lab.config import progress_bar, resolve_device
-from medssl_lab.data.pool import resize_uint8
+from medssl_lab.data.resize import resize_uint8
 from medssl_lab.data.types import ImageSet
 from medssl_lab.evaluation.convergence import steps_to_reach
 from medssl_lab.evaluation.inference import ImagesLike, image_array, predict_proba
@@ -229,7 +229,7 @@ def keep_bn_statistics(module: nn.Module) -> Iterator[None]:
 def uint8_images(images: ImagesLike, size: int, device: torch.device) -> Tensor:
     """Training images as a uint8 ``(N, size, size)`` tensor on ``device`` (augmented and normalised per batch)."""
     arr = image_array(images)
-    arr = arr.numpy() if isinstance(arr, Tensor) else arr
+    arr = arr.numpy() if isinstance(arr, Tensor) else np.asarray(arr)  # a store's images are read here, all of them
     if arr.ndim == 4:
         arr = arr[:, 0]
     if arr.dtype != np.uint8:

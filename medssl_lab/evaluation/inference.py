@@ -15,16 +15,18 @@ from torch import Tensor, nn
 
 from medssl_lab.augment import perturb, prepare
 from medssl_lab.config import progress_bar, resolve_device
+from medssl_lab.data.stack import ImageStack
 from medssl_lab.data.types import ImageSet
 from medssl_lab.evaluation.metrics import check_task
 from medssl_lab.models import SwAVModel
 
-ImagesLike = ImageSet | np.ndarray | Tensor
+ImagesLike = ImageSet | np.ndarray | Tensor | ImageStack
 
 
-def image_array(images: ImagesLike) -> np.ndarray | Tensor:
+def image_array(images: ImagesLike) -> np.ndarray | Tensor | ImageStack:
+    """The images to batch: an array, a tensor, or a store's ImageStack (read one batch slice at a time)."""
     arr = images.images if isinstance(images, ImageSet) else images
-    if not isinstance(arr, (np.ndarray, Tensor)):
+    if not isinstance(arr, (np.ndarray, Tensor, ImageStack)):
         raise TypeError(f"expected an ImageSet, numpy array or tensor of images, got {type(images).__name__}")
     if arr.ndim not in (3, 4):
         raise ValueError(f"expected images of shape (N, H, W) or (N, 1, H, W), got {tuple(arr.shape)}")

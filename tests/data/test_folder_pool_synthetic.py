@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from medssl_lab.data.folder import load_image_folder
-from medssl_lab.data.pool import balanced_weights, build_pool, epoch_batches, pool_summary, resize_uint8
+from medssl_lab.data.pool import balanced_weights, build_pool, epoch_batches, pool_summary
+from medssl_lab.data.resize import resize_uint8
 from medssl_lab.data.synthetic import PHANTOM_CLASSES, make_phantoms
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import DataError

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medssl_lab.data.pool import resize_uint8
+from medssl_lab.data.resize import resize_uint8
 from medssl_lab.data.stack import ImageStack, concatenate_images
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import DataError

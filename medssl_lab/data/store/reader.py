@@ -16,10 +16,10 @@ from typing import cast
 import numpy as np
 
 from medssl_lab.data.stack import ImageStack
+from medssl_lab.data.store.layout import StoreLayout, read_manifest
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import DataError
 from medssl_lab.files import atomic_file
-from medssl_lab.store.layout import StoreLayout, read_manifest
 
 CACHE = "index-cache.npz"
 TAG_COLUMNS = ("source", "modality", "body_part")
@@ -33,26 +33,29 @@ def _cache_key(layout: StoreLayout, shards: list[int]) -> str:
 
 
 def _parse_index(layout: StoreLayout, shards: list[int]) -> dict[str, np.ndarray]:
-    """The tables of ``shards`` as columns: shard, row, instance key (uint64, 0 = none) and tag codes with names."""
-    shard_col, row_col, keys = [], [], []
-    tags: dict[str, list[str]] = {c: [] for c in TAG_COLUMNS}
+    """The tables of ``shards`` as columns: shard, row, instance key (uint64, 0 = none) and tag codes with names.
+
+    Read one shard at a time into NumPy arrays, so that building the columns of ten million rows stays within a
+    few hundred MB.
+    """
+    names: dict[str, dict[str, int]] = {c: {} for c in TAG_COLUMNS}
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in ("shard", "row", "instance_key", *TAG_COLUMNS)}
     for k in shards:
         with layout.index(k).open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            for line in reader:
-                shard_col.append(k)
-                row_col.append(int(line["row"]))
-                keys.append(int(line["instance_key"] or "0", 16))
-                for c in TAG_COLUMNS:
-                    tags[c].append(line[c])
-    columns: dict[str, np.ndarray] = {
-        "shard": np.asarray(shard_col, np.int32),
-        "row": np.asarray(row_col, np.int64),
-        "instance_key": np.asarray(keys, np.uint64),
-    }
+            reader = csv.reader(handle)
+            header = next(reader)
+            where = {c: header.index(c) for c in ("row", "instance_key", *TAG_COLUMNS)}
+            table = list(zip(*reader)) or [() for _ in header]
+        parts["shard"].append(np.full(len(table[0]), k, np.int32))
+        parts["row"].append(np.asarray(table[where["row"]], np.int64))
+        parts["instance_key"].append(np.asarray([int(v or "0", 16) for v in table[where["instance_key"]]], np.uint64))
+        for c in TAG_COLUMNS:
+            codes = names[c]
+            parts[c].append(np.asarray([codes.setdefault(v, len(codes)) for v in table[where[c]]], np.int32))
+    columns = {c: np.concatenate(parts[c]) for c in ("shard", "row", "instance_key")}
     for c in TAG_COLUMNS:
-        names, codes = np.unique(np.asarray(tags[c], dtype=str), return_inverse=True)
-        columns[f"{c}_names"], columns[f"{c}_codes"] = names, codes.astype(np.int32)
+        columns[f"{c}_codes"] = np.concatenate(parts[c])
+        columns[f"{c}_names"] = np.asarray(list(names[c]), dtype=str)
     return columns
 
 

@@ -17,16 +17,21 @@ is the same work on every machine and in every re-run.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import secrets
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from medssl_lab import __version__
+from medssl_lab.data.store.decode import Rules
 from medssl_lab.errors import DataError
 from medssl_lab.files import atomic_file
-from medssl_lab.store.decode import Rules
 
 FORMAT = 1
 INDEX_COLUMNS = (
@@ -130,3 +135,42 @@ def store_salt(root: Path) -> bytes:
         with atomic_file(path) as tmp:  # created mode 0600
             tmp.write_bytes(secrets.token_bytes(32))
     return path.read_bytes()
+
+
+def save_shard(
+    layout: StoreLayout,
+    shard: int,
+    images: np.ndarray,
+    rows: Sequence[Sequence[object]],
+    rejected: Sequence[Sequence[object]],
+    digest: str,
+    files: int,
+    seconds: float,
+) -> dict:
+    """Write one shard: images, index (rows in :data:`INDEX_COLUMNS` order), rejected table, then its ``.json``.
+
+    Each file appears whole or not at all, and the ``.json`` that marks the shard done comes last.
+    """
+    with atomic_file(layout.images(shard), permissions=0o644) as tmp:
+        with tmp.open("wb") as handle:
+            np.save(handle, images)
+    for path, columns, table in (
+        (layout.index(shard), INDEX_COLUMNS, rows),
+        (layout.rejected(shard), REJECTED_COLUMNS, rejected),
+    ):
+        with atomic_file(path, permissions=0o644) as tmp:
+            with tmp.open("w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(columns)
+                writer.writerows(table)
+    done = {
+        "digest": digest,
+        "files": files,
+        "images": len(rows),
+        "seconds": round(seconds, 3),
+        "counts": sorted([*k, n] for k, n in Counter((str(r[1]), str(r[4])) for r in rows).items()),
+        "rejected": dict(Counter(str(r[2]) for r in rejected)),
+    }
+    with atomic_file(layout.done(shard), permissions=0o644) as tmp:
+        tmp.write_text(json.dumps(done))
+    return done

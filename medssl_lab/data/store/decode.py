@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import pydicom
-from PIL import Image
 from pydicom.errors import InvalidDicomError
 
 from medssl_lab.data.dicom import WINDOW_PRESETS, image_from_dataset, window_image
 from medssl_lab.data.folder import IMAGE_SUFFIXES, decode_gray
 from medssl_lab.data.intensity import apply_window, unit_to_uint8
+from medssl_lab.data.resize import resize_uint8
 from medssl_lab.errors import DataError
 
 #: DICOM Modality tag -> the pool's modality name (others keep their tag)
@@ -117,9 +117,7 @@ def square_resize(image: np.ndarray, size: int) -> np.ndarray:
     square = np.zeros((side, side), dtype=np.uint8)
     top, left = (side - h) // 2, (side - w) // 2
     square[top : top + h, left : left + w] = image
-    if side == size:
-        return square
-    return np.asarray(Image.fromarray(square).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None))
+    return resize_uint8(square[None], size)[0]
 
 
 def percentile_uint8(pixels: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:

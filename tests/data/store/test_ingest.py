@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from medssl_lab.cli import main
+from medssl_lab.data.store.decode import Rules
+from medssl_lab.data.store.ingest import ingest
+from medssl_lab.data.store.layout import StoreLayout
+from medssl_lab.data.store.reader import open_store
 from medssl_lab.errors import DataError
-from medssl_lab.store.decode import Rules
-from medssl_lab.store.ingest import ingest
-from medssl_lab.store.layout import StoreLayout
-from medssl_lab.store.reader import open_store
-from tests.store.conftest import ACCESSION, EXPECTED_REJECTIONS, PATIENT_ID, PATIENT_NAME
+from tests.data.store.conftest import ACCESSION, EXPECTED_REJECTIONS, PATIENT_ID, PATIENT_NAME
 
 
 def _table(paths: list[Path]) -> list[dict]:

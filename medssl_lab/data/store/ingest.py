@@ -10,9 +10,7 @@ it never stops the ingest.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import logging
 import multiprocessing
 import os
@@ -27,10 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from medssl_lab.data.store.decode import Decoded, Rejected, Rules, decode_file, salted_key, square_resize
+from medssl_lab.data.store.layout import StoreLayout, create_or_check, save_shard, store_salt
 from medssl_lab.errors import DataError
-from medssl_lab.files import atomic_file
-from medssl_lab.store.decode import Decoded, Rejected, Rules, decode_file, salted_key, square_resize
-from medssl_lab.store.layout import INDEX_COLUMNS, REJECTED_COLUMNS, StoreLayout, create_or_check, store_salt
 
 DATASET_SUFFIXES = (".npz",)
 
@@ -178,29 +175,9 @@ def write_shard(
         except Exception as exc:  # whatever else one file does, the ingest goes on and says why
             rejected.append([unit.source, name, "decode_error", f"{type(exc).__name__}: {exc}"])
     stack = np.stack(images) if images else np.zeros((0, rules.size, rules.size), np.uint8)
-    with atomic_file(layout.images(shard), permissions=0o644) as tmp:
-        with tmp.open("wb") as handle:
-            np.save(handle, stack)
-    for path, columns, table in (
-        (layout.index(shard), INDEX_COLUMNS, rows),
-        (layout.rejected(shard), REJECTED_COLUMNS, rejected),
-    ):
-        with atomic_file(path, permissions=0o644) as tmp:
-            with tmp.open("w", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(columns)
-                writer.writerows(table)
-    done = {
-        "digest": shard_digest(units),
-        "files": len(units),
-        "images": len(rows),
-        "seconds": round(time.perf_counter() - start, 3),
-        "counts": sorted([*k, n] for k, n in Counter((r[1], r[4]) for r in rows).items()),
-        "rejected": dict(Counter(str(r[2]) for r in rejected)),
-    }
-    with atomic_file(layout.done(shard), permissions=0o644) as tmp:
-        tmp.write_text(json.dumps(done))
-    return done
+    return save_shard(
+        layout, shard, stack, rows, rejected, shard_digest(units), len(units), time.perf_counter() - start
+    )
 
 
 @dataclass
