@@ -57,10 +57,14 @@ class BatchReader:
     the device does not hold the model up.
     """
 
-    def __init__(self, images: np.ndarray | ImageStack, device: torch.device) -> None:
+    def __init__(self, images: np.ndarray | Tensor | ImageStack, device: torch.device) -> None:
         self.device = device
         self._stack = images if isinstance(images, ImageStack) else None
-        self._on_device = None if self._stack is not None else torch.from_numpy(np.ascontiguousarray(images)).to(device)
+        self._on_device: Tensor | None = None
+        if isinstance(images, Tensor):
+            self._on_device = images.to(device)
+        elif not isinstance(images, ImageStack):
+            self._on_device = torch.from_numpy(np.ascontiguousarray(images)).to(device)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="batch-reader") if self._stack is not None else None
         self._pending: tuple[Tensor, Future] | None = None
 

@@ -93,6 +93,12 @@ class ImageStack:
         chosen.positions, chosen._handles = self.positions[index], {}
         return chosen
 
+    def resized(self, size: int) -> ImageStack:
+        """The same images, read at ``size`` px."""
+        other = self.select(slice(None))
+        other.size = int(size)
+        return other
+
     def fingerprint(self) -> str:
         """A hash naming exactly these images: the parts (bytes in memory, name, size and mtime on disk) and rows."""
         digest = hashlib.blake2b(digest_size=10)

@@ -32,6 +32,7 @@ from medssl_lab.augment import MultiCropAugment, MultiCropConfig, make_generator
 from medssl_lab.checks import check_choices, check_numbers, check_whole
 from medssl_lab.config import progress_bar, resolve_device
 from medssl_lab.data.resize import resize_uint8
+from medssl_lab.data.stack import ImageStack
 from medssl_lab.data.types import ImageSet
 from medssl_lab.evaluation.convergence import steps_to_reach
 from medssl_lab.evaluation.inference import ImagesLike, image_array, predict_proba
@@ -39,7 +40,7 @@ from medssl_lab.evaluation.metrics import check_labelled, check_task, compute_me
 from medssl_lab.models import BACKBONES, Classifier, SwAVModel, make_backbone
 from medssl_lab.pretrain import Pretrained, SSLObjective, load_pretrained
 from medssl_lab.profiles import DOWNSTREAM, profile_settings
-from medssl_lab.training import autocast, autocast_dtype, check_finite, endless_batches
+from medssl_lab.training import BatchReader, autocast, autocast_dtype, check_finite, endless_batches
 
 #: Downstream training arms of the experiment.
 ARMS: tuple[str, ...] = ("scratch", "linear", "finetune", "hybrid")
@@ -289,14 +290,17 @@ class _HybridPart:
         self.model = pre.model.to(device)
         self.objective = SSLObjective(self.model, pre.config, continued=True)
         self.augment = MultiCropAugment(pre.views())
-        self.images = uint8_images(pool, size, device)
-        batch = min(cfg.ssl_batch_size or cfg.batch_size, len(self.images))
+        images = pool.images if isinstance(pool, ImageSet) else pool
+        # a pool store is read batch by batch at the pretrained size; an array goes to the device at that size
+        source = images.resized(size) if isinstance(images, ImageStack) else uint8_images(pool, size, device)
+        self.reader: BatchReader = BatchReader(source, device)
+        batch = min(cfg.ssl_batch_size or cfg.batch_size, len(images))
         if batch < 2:
-            raise ValueError(f"the hybrid pool needs at least 2 images, got {len(self.images)}")
-        self.batches = endless_batches(len(self.images), batch, make_generator(cfg.seed + 1))
+            raise ValueError(f"the hybrid pool needs at least 2 images, got {len(images)}")
+        self.batches = endless_batches(len(images), batch, make_generator(cfg.seed + 1))
 
     def loss(self, generator: torch.Generator, amp: torch.dtype | None) -> Tensor:
-        views = self.augment(self.images[next(self.batches).to(self.images.device)], generator=generator)
+        views = self.augment(self.reader.get(next(self.batches)), generator=generator)
         self.model.train()
         with keep_bn_statistics(self.model):
             loss, _ = self.objective(views, amp=amp)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import medssl_lab.evaluation.downstream as ds
+from medssl_lab.data.stack import ImageStack
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import DataError
@@ -248,3 +249,17 @@ def test_train_config_for_profile_reads_the_profile_table() -> None:
         )
     with pytest.raises(ValueError, match="unknown profile"):
         TrainConfig.for_profile("laptop")
+
+
+def test_the_hybrid_arm_reads_a_store_pool_batch_by_batch_with_the_same_result(
+    splits, checkpoint: Path, tmp_path: Path
+) -> None:
+    train, val, test = splits
+    images = make_phantoms(40, 48, seed=7).images  # another size than the encoder's: resized on reading
+    np.save(tmp_path / "000000.npy", images)
+    on_disk = ImageSet(ImageStack([tmp_path / "000000.npy"], 48), np.zeros(40, np.int64), ("x",), "unlabelled")  # type: ignore[arg-type]
+    runs = [
+        train_classifier("hybrid", train, val, test, pretrained=checkpoint, pool=pool, **SMOKE)
+        for pool in (images, on_disk)
+    ]
+    assert runs[0].losses == runs[1].losses and runs[0].test_auc == runs[1].test_auc
