@@ -169,11 +169,12 @@ def write_shard(
                     rows[-1] += [d.patient, d.study, d.series, key]
                     images.append(image)
         except Rejected as exc:
-            rejected.append([unit.source, name, exc.reason, exc.detail])
+            rejected.append([unit.source, name, exc.reason, exc.detail.replace(str(unit.path), name)])
         except DataError as exc:  # a data set source that cannot be read
-            rejected.append([unit.source, name, "corrupt", str(exc)])
+            rejected.append([unit.source, name, "corrupt", str(exc).replace(str(unit.path), name)])
         except Exception as exc:  # whatever else one file does, the ingest goes on and says why
-            rejected.append([unit.source, name, "decode_error", f"{type(exc).__name__}: {exc}"])
+            detail = f"{type(exc).__name__}: {exc}".replace(str(unit.path), name)
+            rejected.append([unit.source, name, "decode_error", detail])
     stack = np.stack(images) if images else np.zeros((0, rules.size, rules.size), np.uint8)
     return save_shard(
         layout, shard, stack, rows, rejected, shard_digest(units), len(units), time.perf_counter() - start
