@@ -10,6 +10,8 @@ Usage: python benchmarks/store_scale.py --work DIR [--images 10000000] [--steps 
    batch, the next one in a background thread) and from an in-memory pool of 65,536 images (the size of the
    course's pool; a step's work does not depend on the pool's size). Medians over ``--repeats`` runs of each.
 3. **Memory.** Each process reports its peak resident memory (``ru_maxrss``), store open and index included.
+4. **Reading alone**: 400 random batches of 256 images from the store, no training: how many images per second one
+   reading thread delivers, the ceiling for the accelerator it feeds.
 
 ``--cold`` drops the page cache before each store run (needs root), so that every read goes to the disk; without
 it the store's pages may sit in the page cache from earlier runs, as they would on a machine with enough memory.
@@ -40,13 +42,22 @@ from medssl_lab.data.store.reader import open_store
 torch.set_num_threads(2)
 kind, store, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 start = time.perf_counter()
-if kind == "store":
+if kind in ("store", "read"):
     pool = open_store(store)
 else:
     images = np.random.default_rng(0).integers(0, 256, (65536, 32, 32), dtype=np.uint8)
     modality = np.array(["CT", "MR", "X-ray", "ultrasound"] * 16384, dtype=object)
     pool = ImageSet(images, np.zeros(len(images), np.int64), ("x",), "unlabelled", modality)
 opened = time.perf_counter() - start
+if kind == "read":  # reading alone: random batches of 256, as the sampler draws them
+    rng = np.random.default_rng(0)
+    tick = time.perf_counter()
+    for _ in range(steps):
+        pool.images[rng.integers(0, len(pool), 256)]
+    rate = steps * 256 / (time.perf_counter() - tick)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"kind": kind, "images": len(pool), "rate": rate, "peak_mb": peak, "open_s": opened}))
+    sys.exit(0)
 trainer = Pretrainer(PretrainConfig.for_profile("cpu", device="cpu", max_steps=steps + 5), pool)
 trainer.fit(progress=False, stop_after=5)
 tick = time.perf_counter()
@@ -117,6 +128,10 @@ def main() -> int:
                 f"opened in {r['open_s']:.1f} s",
                 flush=True,
             )
+    if args.cold:
+        drop_caches()
+    read = run("read", store, 400)
+    print(f"  reading alone: {read['rate']:.0f} images/s in random batches of 256 (one thread)")
     rate = {k: statistics.median(r["rate"] for r in v) for k, v in results.items()}
     peak = max(r["peak_mb"] for r in results["store"])
     print(
