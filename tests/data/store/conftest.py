@@ -33,6 +33,7 @@ EXPECTED_REJECTIONS = {
     "patient3/report.dcm": "derived_object",  # a structured report
     "patient4/jpeg12bit.dcm": "unsupported_compression",
     "patient4/truncated.dcm": "corrupt",
+    "patient4/no_pixels.dcm": "no_pixel_data",
     "patient4/burned_in.dcm": "burned_in_annotation",
     "notes/readme.txt": "not_an_image",
     "notes/broken.png": "corrupt",
@@ -57,6 +58,8 @@ def archive(tmp_path: Path) -> Path:
     ds.save_as(ct)
     data = ct.read_bytes()
     (root / "patient4/truncated.dcm").write_bytes(data[: len(data) // 2])
+    del ds.PixelData  # a CT header without its image (e.g. a failed export)
+    ds.save_as(root / "patient4/no_pixels.dcm")
     flagged = write_dicom(root / "patient4/burned_in.dcm", np.full((32, 32), 100, np.int16), "US", uid_seed="burn")
     ds = pydicom.dcmread(flagged)
     ds.BurnedInAnnotation = "YES"

@@ -19,7 +19,7 @@ from medssl_lab.data.store.ingest import ingest
 from medssl_lab.data.store.reader import open_store
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import DataError
-from medssl_lab.pretrain import PretrainConfig, Pretrainer
+from medssl_lab.pretrain import PretrainConfig, Pretrainer, pretrain
 
 
 @pytest.fixture
@@ -65,6 +65,16 @@ def test_pretraining_from_a_store_equals_pretraining_from_memory(store: Path) ->
     torch.set_num_threads(1)
     losses = [Pretrainer(_config(), pool).fit(progress=False).column("loss") for pool in (on_disk, in_memory)]
     assert len(losses[0]) == 2 and np.array_equal(losses[0], losses[1])
+
+
+def test_a_run_on_a_store_resumes_exactly(store: Path, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    whole = Pretrainer(_config(epochs=4), open_store(store)).fit(progress=False).column("loss")
+    first = Pretrainer(_config(epochs=4), open_store(store), tmp_path)
+    first.fit(progress=False, stop_after=2)
+    first.save()
+    resumed = pretrain(_config(epochs=4), open_store(store), tmp_path, progress=False)
+    assert np.array_equal(resumed.history.column("loss"), whole)
 
 
 def _ddp_worker(rank: int, port: int, store: str, out: str) -> None:
