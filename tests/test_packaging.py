@@ -1,4 +1,7 @@
-"""What Colab and any non-editable install get: a wheel that carries the shipped encoder and the data tables."""
+"""What Colab and any non-editable install get: a wheel that carries the shipped encoder and the data tables.
+
+Built without isolation from the setuptools of the dev extras (>= 70.1 builds wheels itself), so no download.
+"""
 
 from __future__ import annotations
 
