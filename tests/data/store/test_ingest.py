@@ -143,3 +143,20 @@ def test_a_killed_ingest_continues_where_it_stopped(tmp_path: Path) -> None:
     for name in same:  # keys are salted per store; the pixels are identical
         if name.endswith(".npy"):
             assert same[name] == ref[name], name
+
+
+def test_data_sets_by_name_and_by_file_give_their_train_split(data_dir: Path, tmp_path: Path) -> None:
+    by_name = ingest(["pneumoniamnist"], tmp_path / "a", Rules(size=28), data_dir=data_dir, progress=False)
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    (folder / "pneumoniamnist.npz").symlink_to(data_dir / "pneumoniamnist.npz")
+    by_file = ingest([str(folder)], tmp_path / "b", Rules(size=28), progress=False)
+    assert by_name.counts == {("pneumoniamnist", "X-ray"): 4708}  # the train split: val and test stay unseen
+    assert by_file.counts == {("downloads", "X-ray"): 4708}
+    from medssl_lab.data.medmnist import load_medmnist
+
+    train = load_medmnist("pneumoniamnist", data_dir=data_dir).train.images
+    _, first = np.unique(train.reshape(len(train), -1), axis=0, return_index=True)
+    distinct = train[np.sort(first)]  # the train split holds 18 pixel-identical copies: the store keeps each once
+    assert len(distinct) == 4690
+    assert np.array_equal(np.asarray(open_store(tmp_path / "a").images), distinct)  # 28 px in, 28 px out
