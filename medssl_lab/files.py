@@ -33,6 +33,14 @@ def atomic_file(path: str | os.PathLike, suffix: str = ".tmp", permissions: int 
         tmp.unlink(missing_ok=True)
 
 
+def remove_leftovers(path: str | os.PathLike) -> None:
+    """Delete the hidden temporary files :func:`atomic_file` left beside ``path`` in a process that was killed
+    (SIGKILL gives it no chance to clean up). Only for a path no other process is writing now."""
+    path = Path(path)
+    for tmp in path.parent.glob(f".{path.name}.*"):
+        tmp.unlink(missing_ok=True)
+
+
 def content_key(path: str | os.PathLike) -> str:
     """A short hash of a file's bytes, or of a folder's file list with sizes and mtimes: what a cache is keyed by.
 

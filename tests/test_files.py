@@ -1,14 +1,17 @@
-"""The atomic-write helper (a file appears whole or not at all) and the content key of caches."""
+"""The atomic-write helper (a file appears whole or not at all), its leftovers after a kill, and cache keys."""
 
 from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from medssl_lab.files import atomic_file, content_key
+from medssl_lab.files import atomic_file, content_key, remove_leftovers
+from medssl_lab.pretrain.checkpoint import save_checkpoint
 
 
 def test_atomic_file_replaces_on_success_and_keeps_the_old_file_on_error(tmp_path: Path) -> None:
@@ -45,3 +48,20 @@ def test_content_key_changes_with_the_bytes_not_only_the_size(tmp_path: Path) ->
     assert added != before  # an added file, same folder size
     os.utime(folder / "1.jpeg", ns=(1, 1))
     assert content_key(folder.parent) != added  # a rewritten file
+
+
+def test_leftovers_of_a_killed_write_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    script = (
+        "import os, signal, sys\n"
+        "from medssl_lab.files import atomic_file\n"
+        "with atomic_file(sys.argv[1]) as tmp:\n"
+        "    tmp.write_text('half')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "checkpoint.pt")])
+    (tmp_path / ".other.pt.abc.tmp").write_text("another file's")
+    assert len(list(tmp_path.glob(".checkpoint.pt.*"))) == 1  # SIGKILL left the temporary file
+    save_checkpoint({"step": 1}, tmp_path / "checkpoint.pt")  # the next save of that path clears it
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pt.abc.tmp", "checkpoint.pt"]
+    remove_leftovers(tmp_path / "other.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]

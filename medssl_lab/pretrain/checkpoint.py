@@ -12,7 +12,7 @@ import torch
 
 from medssl_lab.data.pool import describe_provenance
 from medssl_lab.errors import TrainingError
-from medssl_lab.files import atomic_file
+from medssl_lab.files import atomic_file, remove_leftovers
 from medssl_lab.pretrain.config import PretrainConfig
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -45,6 +45,7 @@ def checkpoint_file(path: str | os.PathLike) -> Path:
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
     """``torch.save`` without ever leaving a truncated checkpoint (see :func:`medssl_lab.files.atomic_file`)."""
+    remove_leftovers(path)  # of an earlier run of this folder that was killed while writing
     with atomic_file(path) as tmp:
         torch.save(state, tmp)
 

@@ -28,6 +28,7 @@ import numpy as np
 from medssl_lab.data.store.decode import Decoded, Rejected, Rules, decode_file, salted_key, square_resize
 from medssl_lab.data.store.layout import StoreLayout, create_or_check, save_shard, store_salt
 from medssl_lab.errors import DataError
+from medssl_lab.files import remove_leftovers
 
 DATASET_SUFFIXES = (".npz",)
 
@@ -216,8 +217,8 @@ class IngestReport:
 def _remove_stale_temporaries(layout: StoreLayout, shards: Sequence[int]) -> None:
     """Hidden half-written files a killed run left behind (only this run's shards: others may be in progress)."""
     for shard in shards:
-        for tmp in layout.shards.glob(f".{shard:06d}.*"):
-            tmp.unlink(missing_ok=True)
+        for path in (layout.images(shard), layout.index(shard), layout.rejected(shard), layout.done(shard)):
+            remove_leftovers(path)
 
 
 def ingest(
