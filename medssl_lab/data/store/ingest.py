@@ -150,6 +150,15 @@ def _quiet() -> Iterator[None]:
         log.setLevel(level)
 
 
+def _reason(exc: Exception) -> tuple[str, str]:
+    """The rejected table's reason and detail for what a file raised."""
+    if isinstance(exc, Rejected):
+        return exc.reason, exc.detail
+    if isinstance(exc, DataError):  # a data set source that cannot be read
+        return "corrupt", str(exc)
+    return "decode_error", f"{type(exc).__name__}: {exc}"
+
+
 def write_shard(
     root: Path, shard: int, units: Sequence[Unit], rules: Rules, keep_paths: bool, data_dir: str | None
 ) -> dict:
@@ -166,16 +175,12 @@ def write_shard(
                 decoded = list(_decode_unit(unit, rules, salt, data_dir))
             for d in decoded:
                 for image, frame, key in zip(d.images, d.frames, d.instances):
-                    rows.append([len(rows), unit.source, name, frame, d.modality, d.body_part])
-                    rows[-1] += [d.patient, d.study, d.series, key]
+                    row = [len(rows), unit.source, name, frame, d.modality, d.body_part, d.patient, d.study, d.series]
+                    rows.append([*row, key])
                     images.append(image)
-        except Rejected as exc:
-            rejected.append([unit.source, name, exc.reason, exc.detail.replace(str(unit.path), name)])
-        except DataError as exc:  # a data set source that cannot be read
-            rejected.append([unit.source, name, "corrupt", str(exc).replace(str(unit.path), name)])
-        except Exception as exc:  # whatever else one file does, the ingest goes on and says why
-            detail = f"{type(exc).__name__}: {exc}".replace(str(unit.path), name)
-            rejected.append([unit.source, name, "decode_error", detail])
+        except Exception as exc:  # whatever one file does, the ingest goes on and says why
+            reason, detail = _reason(exc)
+            rejected.append([unit.source, name, reason, detail.replace(str(unit.path), name)])
     stack = np.stack(images) if images else np.zeros((0, rules.size, rules.size), np.uint8)
     return save_shard(
         layout, shard, stack, rows, rejected, shard_digest(units), len(units), time.perf_counter() - start
