@@ -17,10 +17,12 @@ is the same work on every machine and in every re-run.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import secrets
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -129,11 +131,21 @@ def read_manifest(root: str | os.PathLike) -> dict:
 
 
 def store_salt(root: Path) -> bytes:
-    """The store's salt, made once (private file) so that re-runs give the same keys."""
+    """The store's salt, made once (a private file) so that re-runs give the same keys.
+
+    Made by linking a finished temporary file into place, which fails when the salt exists: of several machines
+    starting one store at the same moment, one salt wins and every machine reads that one.
+    """
     path = StoreLayout(root).salt_file
     if not path.exists():
-        with atomic_file(path) as tmp:  # created mode 0600
-            tmp.write_bytes(secrets.token_bytes(32))
+        fd, name = tempfile.mkstemp(prefix=".salt.", dir=path.parent)  # private: mode 0600
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(32))
+            with contextlib.suppress(FileExistsError):
+                os.link(name, path)
+        finally:
+            os.unlink(name)
     return path.read_bytes()
 
 

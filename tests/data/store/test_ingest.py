@@ -160,3 +160,11 @@ def test_data_sets_by_name_and_by_file_give_their_train_split(data_dir: Path, tm
     distinct = train[np.sort(first)]  # the train split holds 18 pixel-identical copies: the store keeps each once
     assert len(distinct) == 4690
     assert np.array_equal(np.asarray(open_store(tmp_path / "a").images), distinct)  # 28 px in, 28 px out
+
+
+def test_machines_starting_one_store_at_once_share_one_salt(tmp_path: Path) -> None:
+    script = "import sys; from pathlib import Path; from medssl_lab.data.store.layout import store_salt; "
+    script += "print(store_salt(Path(sys.argv[1])).hex())"
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE) for _ in range(4)]
+    salts = {run.communicate()[0].strip() for run in runs}
+    assert len(salts) == 1 and [p.name for p in tmp_path.iterdir()] == ["salt"]
