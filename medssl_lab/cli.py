@@ -135,12 +135,9 @@ def parse_shard_range(text: str | None) -> range | None:
     if text is None:
         return None
     start, sep, stop = text.partition(":")
-    try:
-        if not sep:
-            raise ValueError
-        return range(int(start or 0), int(stop) if stop else 2**62)
-    except ValueError:
-        raise ValueError(f"--shards {text!r}: want START:STOP (shard numbers, STOP excluded), e.g. 0:100") from None
+    if not sep or not (start or "0").isdigit() or not (stop or "0").isdigit():
+        raise ValueError(f"--shards {text!r}: want START:STOP (shard numbers, STOP excluded), e.g. 0:100")
+    return range(int(start or 0), int(stop) if stop else sys.maxsize)
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:

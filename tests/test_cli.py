@@ -97,3 +97,13 @@ def test_links_prints_binder_and_colab_addresses(capsys: pytest.CaptureFixture) 
     assert "https://mybinder.org/v2/gh/someone/medssl-lab/main?urlpath=lab/tree/notebooks/05_robustness.ipynb" in out
     assert "https://colab.research.google.com/github/someone/medssl-lab/blob/main/notebooks/00_data_tour.ipynb" in out
     assert main(["notebooks", "links", "https://example.org/x/y"]) == 2
+
+
+def test_shard_ranges_from_the_command_line() -> None:
+    from medssl_lab.cli import parse_shard_range
+
+    assert parse_shard_range("10:20") == range(10, 20) and parse_shard_range(":5") == range(0, 5)
+    assert parse_shard_range("3:").start == 3 and parse_shard_range(None) is None
+    for bad in ("7", "a:b", "-1:4"):
+        with pytest.raises(ValueError, match="START:STOP"):
+            parse_shard_range(bad)
