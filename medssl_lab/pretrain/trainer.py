@@ -101,6 +101,7 @@ class Pretrainer:
         self.pool = _limit_pool(pool, config)
         self.provenance = pool_provenance(self.pool)
         self.reader = BatchReader(self.pool.images, self.device)
+        self._order: tuple[int, list[torch.Tensor]] = (-1, [])  # (epoch, its batches), made once per epoch
         self.weights = balanced_weights(getattr(self.pool, config.balance)) if config.balance else None
         self.augment = MultiCropAugment(config.augment_config())
         self.model = build_model(config).to(self.device)
@@ -140,7 +141,7 @@ class Pretrainer:
 
     def _batch_order(self, epoch: int) -> list[torch.Tensor]:
         """Every batch of ``epoch`` (all processes'), the same on every rank and after a resume; kept for the epoch."""
-        if getattr(self, "_order", (None,))[0] != epoch:
+        if self._order[0] != epoch:
             gen = torch.Generator().manual_seed(self.config.seed * 7919 + epoch)
             self._order = (epoch, list(epoch_batches(len(self.pool), self.config.batch_size, gen, self.weights)))
         return self._order[1]
