@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import MedsslError
 from medssl_lab.profiles import PROFILES
+
+if TYPE_CHECKING:
+    from medssl_lab.pretrain import PretrainConfig
 
 
 def load_pool(
@@ -60,7 +64,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from medssl_lab.pretrain import PretrainConfig, pretrain, setup_distributed
+    from medssl_lab.pretrain import PretrainConfig, process_group
 
     overrides = {
         k: v
@@ -77,7 +81,14 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     }
     config = PretrainConfig.for_profile(args.profile, **overrides)
     resolve_device(config.device)  # a wrong device fails here, before the data is loaded
-    rank = setup_distributed(config.device)
+    with process_group(config.device) as rank:
+        _pretrain_and_report(config, args, rank)  # the trainer lives in this call only, so the group can be left
+    return 0
+
+
+def _pretrain_and_report(config: PretrainConfig, args: argparse.Namespace, rank: int) -> None:
+    from medssl_lab.pretrain import pretrain
+
     pool, real = load_pool(args.data_dir, config.image_size, args.synthetic, args.source)
     trainer = pretrain(config, pool, args.out, resume=not args.restart, progress=rank == 0)
     if rank == 0:
@@ -88,7 +99,6 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
             f"prototype usage {last.get('prototype_usage', float('nan')):.2f}"
         )
         print(f"checkpoint: {Path(args.out) / 'checkpoint.pt'}")
-    return 0
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from medssl_lab.cli import main
+from medssl_lab.pretrain import load_checkpoint
 
 
 def test_default_job_on_real_data(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -38,6 +42,22 @@ def test_missing_data_is_an_error_and_phantoms_only_on_request(
     captured = capsys.readouterr()
     assert "SYNTHETIC phantoms" in captured.err and "phantoms" in captured.out
     assert (tmp_path / "out" / "pool_overview.png").exists()
+
+
+def test_pretrain_under_torchrun_leaves_the_group_and_exits_cleanly(tmp_path: Path) -> None:
+    """The README's ``torchrun`` command with two processes: both end with status 0, one checkpoint is written."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command = ["-m", "medssl_lab.cli", "pretrain", "--profile", "smoke", "--synthetic", "--device", "cpu"]
+    run = subprocess.run(
+        [*torchrun, *command, "--out", str(tmp_path)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("SYNTHETIC phantoms: 512 images; 8 steps") == 1  # rank 0 reports, once
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 8
 
 
 def test_pretrain_reports_missing_checkpoint_folder_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

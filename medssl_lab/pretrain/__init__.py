@@ -5,7 +5,7 @@ The names most code needs are importable from here: ``from medssl_lab.pretrain i
 
 from medssl_lab.pretrain.checkpoint import CHECKPOINT_NAME, export_encoder, load_checkpoint, shipped_encoder
 from medssl_lab.pretrain.config import PretrainConfig, build_model
-from medssl_lab.pretrain.distributed import setup_distributed
+from medssl_lab.pretrain.distributed import process_group, setup_distributed
 from medssl_lab.pretrain.objective import SSLObjective
 from medssl_lab.pretrain.pretrained import Pretrained, load_pretrained
 from medssl_lab.pretrain.trainer import History, Pretrainer, ensure_pretrained, pretrain
@@ -23,6 +23,7 @@ __all__ = [
     "load_checkpoint",
     "load_pretrained",
     "pretrain",
+    "process_group",
     "setup_distributed",
     "shipped_encoder",
 ]

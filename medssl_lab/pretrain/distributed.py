@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
@@ -18,6 +21,25 @@ def setup_distributed(device: str = "auto") -> int:
     backend = "nccl" if resolve_device(device).type == "cuda" else "gloo"
     dist.init_process_group(backend=backend)
     return dist.get_rank()
+
+
+@contextmanager
+def process_group(device: str = "auto") -> Iterator[int]:
+    """:func:`setup_distributed` for the ``with`` block, whose value is the rank; the group is left at its end.
+
+    Keep the trainer inside a function the block calls, not in the block's own variables. Its DDP wrapper holds the
+    group, and it can outlive its last reference: a failed lazy import (MONAI's optional ones) keeps a traceback
+    whose frames reach it. If the collector frees it only while Python shuts down, gloo's threads are torn down
+    half-way and the process dies with SIGABRT after a good run. So leaving collects garbage first, while the
+    group and the interpreter are whole, then destroys the group.
+    """
+    rank = setup_distributed(device)
+    try:
+        yield rank
+    finally:
+        if dist.is_initialized():
+            gc.collect()
+            dist.destroy_process_group()
 
 
 def rank_and_world() -> tuple[int, int]:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import weakref
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,7 +23,14 @@ from medssl_lab.data.pool import describe_provenance
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
-from medssl_lab.pretrain import PretrainConfig, Pretrainer, load_checkpoint, load_pretrained, pretrain
+from medssl_lab.pretrain import (
+    PretrainConfig,
+    Pretrainer,
+    load_checkpoint,
+    load_pretrained,
+    pretrain,
+    process_group,
+)
 from medssl_lab.profiles import PROFILES
 from medssl_lab.reproduce import ReproduceConfig
 
@@ -217,20 +225,23 @@ def test_simclr_baseline_runs() -> None:
 
 
 def _ddp_worker(rank: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2"
+    )
     torch.set_num_threads(1)
-    try:
-        trainer = Pretrainer(tiny_config(epochs=1), phantom_pool(), out)
-        trainer.fit(progress=False)
-        flat = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
-        gathered = [torch.zeros_like(flat) for _ in range(2)]
-        dist.all_gather(gathered, flat)
-        if rank == 0:
-            torch.save({"same": torch.equal(gathered[0], gathered[1]), "steps": trainer.step}, Path(out) / "ddp.pt")
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
+    with process_group("cpu"):
+        result, trainer = _train_and_compare_replicas(out)
+    if rank == 0:  # the trainer (and its DDP wrapper) went with the group, not later while Python shuts down
+        torch.save({**result, "trainer_freed": trainer() is None}, Path(out) / "ddp.pt")
+
+
+def _train_and_compare_replicas(out: str) -> tuple[dict, weakref.ref]:
+    trainer = Pretrainer(tiny_config(epochs=1), phantom_pool(), out)
+    trainer.fit(progress=False)
+    flat = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    gathered = [torch.zeros_like(flat) for _ in range(2)]
+    dist.all_gather(gathered, flat)
+    return {"same": torch.equal(gathered[0], gathered[1]), "steps": trainer.step}, weakref.ref(trainer)
 
 
 def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
@@ -239,7 +250,9 @@ def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     mp.spawn(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
     result = torch.load(tmp_path / "ddp.pt", weights_only=True)
-    assert result["same"] and result["steps"] == 4  # replicas stay identical; global batch 32 over 2 processes
+    assert (
+        result["same"] and result["steps"] == 4 and result["trainer_freed"]
+    )  # replicas stay identical; global batch 32 over 2 processes
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 4
 
 

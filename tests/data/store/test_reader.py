@@ -19,7 +19,7 @@ from medssl_lab.data.store.ingest import ingest
 from medssl_lab.data.store.reader import open_store
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import DataError
-from medssl_lab.pretrain import PretrainConfig, Pretrainer, pretrain
+from medssl_lab.pretrain import PretrainConfig, Pretrainer, pretrain, process_group
 
 
 @pytest.fixture
@@ -78,29 +78,31 @@ def test_a_run_on_a_store_resumes_exactly(store: Path, tmp_path: Path) -> None:
 
 
 def _ddp_worker(rank: int, port: int, store: str, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=2)
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2"
+    )
     torch.set_num_threads(1)
-    try:
-        read: list[np.ndarray] = []  # what each step's batch was, in step order
-        pool = open_store(store)
-        trainer = Pretrainer(_config(), pool, out)
-        original = trainer.reader.get
-        trainer.reader.get = lambda index: (read.append(index.numpy().copy()), original(index))[1]  # type: ignore[method-assign]
-        trainer.fit(progress=False)
-        flat = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
-        gathered = [torch.zeros_like(flat) for _ in range(2)]
-        dist.all_gather(gathered, flat)
-        mine = torch.as_tensor(np.stack(read))  # (steps, 4): this rank's share of every global batch
-        both = [torch.zeros_like(mine) for _ in range(2)]
-        dist.all_gather(both, mine)
-        if rank == 0:
-            disjoint = all(not set(a.tolist()) & set(b.tolist()) for a, b in zip(both[0], both[1]))
-            result = {"same": torch.equal(gathered[0], gathered[1]), "disjoint": disjoint, "steps": trainer.step}
-            torch.save(result, Path(out) / "ddp.pt")
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
+    with process_group("cpu"):
+        _train_and_compare_shares(rank, store, out)
+
+
+def _train_and_compare_shares(rank: int, store: str, out: str) -> None:
+    read: list[np.ndarray] = []  # what each step's batch was, in step order
+    trainer = Pretrainer(_config(), open_store(store), out)
+    original = trainer.reader.get
+    trainer.reader.get = lambda index: (read.append(index.numpy().copy()), original(index))[1]  # type: ignore[method-assign]
+    trainer.fit(progress=False)
+    flat = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    gathered = [torch.zeros_like(flat) for _ in range(2)]
+    dist.all_gather(gathered, flat)
+    mine = torch.as_tensor(np.stack(read))  # (steps, 4): this rank's share of every global batch
+    both = [torch.zeros_like(mine) for _ in range(2)]
+    dist.all_gather(both, mine)
+    if rank == 0:
+        disjoint = all(not set(a.tolist()) & set(b.tolist()) for a, b in zip(both[0], both[1]))
+        result = {"same": torch.equal(gathered[0], gathered[1]), "disjoint": disjoint, "steps": trainer.step}
+        torch.save(result, Path(out) / "ddp.pt")
+    dist.barrier()
 
 
 def test_two_ddp_processes_read_disjoint_shares_of_a_store(store: Path, tmp_path: Path) -> None:
