@@ -27,11 +27,11 @@ def setup_distributed(device: str = "auto") -> int:
 def process_group(device: str = "auto") -> Iterator[int]:
     """:func:`setup_distributed` for the ``with`` block, whose value is the rank; the group is left at its end.
 
-    Keep the trainer inside a function the block calls, not in the block's own variables. Its DDP wrapper holds the
-    group, and it can outlive its last reference: a failed lazy import (MONAI's optional ones) keeps a traceback
-    whose frames reach it. If the collector frees it only while Python shuts down, gloo's threads are torn down
-    half-way and the process dies with SIGABRT after a good run. So leaving collects garbage first, while the
-    group and the interpreter are whole, then destroys the group.
+    Keep the trainer in a function the block calls, not in the block's own variables: its DDP wrapper holds the
+    group. A trainer can also sit in a reference cycle (a failed lazy import keeps a traceback whose frames reach
+    it) and be freed only by the collector, possibly while Python shuts down, when freeing gloo's work can abort
+    the process after a good run (pytorch/pytorch#179291). So leaving collects garbage first, while the group and
+    the interpreter are whole, then destroys the group.
     """
     rank = setup_distributed(device)
     try:
