@@ -25,12 +25,18 @@ def data_dir() -> Path:
     return Path(value)
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep each test session's caches (decoded MedNIST, downloads) out of the user's home."""
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep each test session's caches (decoded MedNIST, downloads) out of the user's home.
+
+    Session-wide, so that module-wide fixtures (loaded data sets) use it too; a pytest started by a test (nbval)
+    shares it through $MEDSSL_TEST_CACHE.
+    """
     if "MEDSSL_TEST_CACHE" not in os.environ:
         os.environ["MEDSSL_TEST_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    monkeypatch.setenv("XDG_CACHE_HOME", os.environ["MEDSSL_TEST_CACHE"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", os.environ["MEDSSL_TEST_CACHE"])
+        yield
 
 
 @pytest.fixture(autouse=True)
