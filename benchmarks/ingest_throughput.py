@@ -28,7 +28,7 @@ from medssl_lab.data.store.ingest import ingest
 
 def build_tree(root: Path, copies: int) -> int:
     """``copies`` copies of every example DICOM file under ``root``; returns the number of files."""
-    files = [f for folder in example_dicom_folders() for f in sorted(folder.rglob("*")) if f.is_file()]
+    files = [f for folder in example_dicom_folders().values() for f in sorted(folder.rglob("*")) if f.is_file()]
     for copy in range(copies):
         for i, source in enumerate(files):
             target = root / f"study{copy:04d}" / f"{i:04d}_{source.name}"

@@ -266,7 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     ing = sub.add_parser(
         "ingest", help="your own images (DICOM trees, image folders, MedMNIST .npz, MedNIST) into a pool store"
     )
-    ing.add_argument("sources", nargs="+", help="folders, files, or data set names (mednist, a MedMNIST subset)")
+    ing.add_argument(
+        "sources",
+        nargs="+",
+        help="folders, files, or data set names (mednist, a MedMNIST subset); NAME=SOURCE tags its images NAME",
+    )
     ing.add_argument("--out", required=True, help="the store folder (made when new, continued when it exists)")
     ing.add_argument("--size", type=int, default=64, help="image size in the store, px (pretraining resizes)")
     ing.add_argument("--files-per-shard", type=int, default=1000)

@@ -616,19 +616,20 @@ def _apply_voi_lut(values: np.ndarray, ds: Dataset, invert: bool) -> np.ndarray:
 # ---------------------------------------------------------------------------- writing
 
 
-def example_dicom_folders() -> list[Path]:
-    """Folders of real DICOM files of several modalities that ship with pydicom (its test files: CT, MR, US, RT
-    objects, broken files) and the registry package pydicom-data (larger CR, US, MR volumes and cine loops)."""
+def example_dicom_folders() -> dict[str, Path]:
+    """Folders of real DICOM files of several modalities, by the package they ship with: pydicom (its test files:
+    CT, MR, US, RT objects, broken files) and the registry package pydicom-data (larger CR, US, MR volumes and cine
+    loops). ``[f"{name}={folder}" for name, folder in ...items()]`` ingests them under those names."""
     from pydicom.data import get_testdata_file
 
-    folders = [Path(str(get_testdata_file("CT_small.dcm"))).parent]
+    folders = {"pydicom": Path(str(get_testdata_file("CT_small.dcm"))).parent}
     try:
         import data_store  # the import name of pydicom-data
 
-        folders.append(Path(data_store.__file__).parent / "data")
+        folders["pydicom-data"] = Path(data_store.__file__).parent / "data"
     except ImportError:
         pass
-    return [f for f in folders if f.is_dir()]
+    return {name: f for name, f in folders.items() if f.is_dir()}
 
 
 def write_dicom(

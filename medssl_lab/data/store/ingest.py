@@ -14,6 +14,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import re
 import time
 import warnings
 from collections import Counter
@@ -37,7 +38,7 @@ DATASET_SUFFIXES = (".npz",)
 class Unit:
     """One piece of input: a file of a folder source, or a whole data set (MedNIST, a MedMNIST file)."""
 
-    source: str  # the source's name in the store (folder name or data set name)
+    source: str  # the source's tag in the store (NAME=, else the folder's or data set's name)
     path: Path
     relative: str  # what the index records (when paths are kept)
     kind: str = "file"  # "file", "medmnist" or "mednist"
@@ -52,23 +53,34 @@ def _walk(root: Path) -> Iterator[Path]:
                 yield Path(folder) / name
 
 
+def split_source_name(text: str) -> tuple[str | None, str]:
+    """``NAME=SOURCE`` gives a source its tag in the store; else (None, text), and the tag is the folder's or data
+    set's name. A path that exists is taken whole, even with an ``=`` in it."""
+    name, sep, rest = text.partition("=")
+    if sep and rest and re.fullmatch(r"[\w.-]+", name) and not Path(text).expanduser().exists():
+        return name, rest
+    return None, text
+
+
 def plan_units(sources: Sequence[str], data_dir: str | os.PathLike | None = None) -> list[Unit]:
     """The units of ``sources`` in their fixed order: folders walked, data sets by name or file."""
     from medssl_lab.data.medmnist import medmnist_subsets
 
     units: list[Unit] = []
-    for text in sources:
+    for given in sources:
+        name, text = split_source_name(given)
         path = Path(text).expanduser()
         if text == "mednist" or (path.is_dir() and path.name == "MedNIST" and not path.suffix):
-            units.append(Unit("mednist", path, "MedNIST", "mednist"))
+            units.append(Unit(name or "mednist", path, "MedNIST", "mednist"))
         elif text in medmnist_subsets():
-            units.append(Unit(text, Path(text), text, "medmnist"))
+            units.append(Unit(name or text, Path(text), text, "medmnist"))
         elif path.is_file():
             kind = "medmnist" if path.suffix.lower() in DATASET_SUFFIXES else "file"
-            units.append(Unit(path.stem if kind == "medmnist" else path.parent.name, path.resolve(), path.name, kind))
+            tag = name or (path.stem if kind == "medmnist" else path.parent.name)
+            units.append(Unit(tag, path.resolve(), path.name, kind))
         elif path.is_dir():
             root = path.resolve()
-            found = [Unit(root.name, f, f.relative_to(root).as_posix()) for f in _walk(root)]
+            found = [Unit(name or root.name, f, f.relative_to(root).as_posix()) for f in _walk(root)]
             if not found:
                 raise DataError(f"{path}: the folder holds no files; point at a folder of DICOM or image files")
             units += [
@@ -123,7 +135,7 @@ def _dataset_images(unit: Unit, rules: Rules, salt: bytes, data_dir: str | None)
             flag, _, size = unit.path.stem.partition("_")
             images = load_medmnist(flag, size=int(size or 28), data_dir=unit.path.parent).train
         else:
-            images = load_medmnist(unit.source, data_dir=data_dir).train
+            images = load_medmnist(unit.relative, data_dir=data_dir).train  # the subset name
     for i, (pixels, modality) in enumerate(zip(images.images, images.modality)):
         key = salted_key(salt, hashlib.blake2b(pixels.tobytes(), digest_size=16).hexdigest())
         yield Decoded(square_resize(pixels, rules.size)[None], [i], str(modality), "", "", "", "", [key])

@@ -15,7 +15,7 @@ import pytest
 
 from medssl_lab.cli import main
 from medssl_lab.data.store.decode import Rules
-from medssl_lab.data.store.ingest import ingest
+from medssl_lab.data.store.ingest import ingest, plan_units
 from medssl_lab.data.store.layout import StoreLayout
 from medssl_lab.data.store.reader import open_store
 from medssl_lab.errors import DataError
@@ -160,6 +160,19 @@ def test_data_sets_by_name_and_by_file_give_their_train_split(data_dir: Path, tm
     distinct = train[np.sort(first)]  # the train split holds 18 pixel-identical copies: the store keeps each once
     assert len(distinct) == 4690
     assert np.array_equal(np.asarray(open_store(tmp_path / "a").images), distinct)  # 28 px in, 28 px out
+
+
+def test_name_equals_source_sets_the_tag_and_an_existing_path_is_taken_whole(tmp_path: Path) -> None:
+    folder, odd = tmp_path / "data", tmp_path / "a=b"
+    for f in (folder, odd):
+        f.mkdir()
+        (f / "x.png").write_bytes(b"")
+    tags = {u.source for u in plan_units([f"hospital-1={folder}", "pneumo=pneumoniamnist", str(folder), str(odd)])}
+    assert tags == {"hospital-1", "pneumo", "data", "a=b"}
+    subset = plan_units(["pneumo=pneumoniamnist"])[0]
+    assert (subset.kind, subset.relative) == ("medmnist", "pneumoniamnist")  # still read as the named data set
+    with pytest.raises(DataError, match="no such file or folder"):
+        plan_units([f"two words={folder}"])
 
 
 def test_machines_starting_one_store_at_once_share_one_salt(tmp_path: Path) -> None:
