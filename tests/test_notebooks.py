@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import papermill
 import pytest
 
 from medssl_lab.notebooks import github_repository, list_notebooks, run_notebooks, write_course_links
@@ -43,12 +44,14 @@ def test_committed_notebooks_are_clean_and_parameterised() -> None:
         nbformat.validate(nb)
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, f"{path.name}: want exactly one cell tagged 'parameters'"
-        names = {
+        assigned = {
             line.split("=")[0].strip()
             for line in tagged[0].source.splitlines()
             if "=" in line and not line.lstrip().startswith("#")
         }
-        assert SHARED_PARAMETERS <= names, f"{path.name}: parameters cell lacks {SHARED_PARAMETERS - names}"
+        settable = set(papermill.inspect_notebook(str(path)))  # what papermill and `notebooks run --set` can set
+        assert assigned == settable, f"{path.name}: papermill cannot read {assigned - settable} (an '=' in a comment?)"
+        assert SHARED_PARAMETERS <= settable, f"{path.name}: parameters cell lacks {SHARED_PARAMETERS - settable}"
         assert nb.cells[0].cell_type == "markdown", f"{path.name}: should open with what it teaches"
         for cell in nb.cells:
             if cell.cell_type == "code":
