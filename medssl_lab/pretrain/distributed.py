@@ -25,7 +25,7 @@ def setup_distributed(device: str = "auto") -> int:
 
 @contextmanager
 def process_group(device: str = "auto") -> Iterator[int]:
-    """:func:`setup_distributed` for the ``with`` block, whose value is the rank; the group is left at its end.
+    """:func:`setup_distributed` for the ``with`` block, whose value is the rank; a group it joined is left at its end.
 
     Keep the trainer in a function the block calls, not in the block's own variables: its DDP wrapper holds the
     group. A trainer can also sit in a reference cycle (a failed lazy import keeps a traceback whose frames reach
@@ -33,11 +33,12 @@ def process_group(device: str = "auto") -> Iterator[int]:
     the process after a good run (pytorch/pytorch#179291). So leaving collects garbage first, while the group and
     the interpreter are whole, then destroys the group.
     """
+    joins = not dist.is_initialized()  # a group the caller made is the caller's to leave
     rank = setup_distributed(device)
     try:
         yield rank
     finally:
-        if dist.is_initialized():
+        if joins and dist.is_initialized():
             gc.collect()
             dist.destroy_process_group()
 
