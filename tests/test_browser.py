@@ -201,14 +201,17 @@ def _run_all(page) -> None:
 
 
 def _wait_until_done(page, timeout_s: float) -> None:
-    """Until no cell is queued or running for 20 s (all ran, or an error stopped the run: the saved file tells)."""
+    """Until no cell is queued or running for 3 s (all ran, or an error stopped the run: the saved file tells).
+
+    Run All marks every cell queued at once, so a quiet moment is the end, not a gap between cells.
+    """
     deadline, quiet = time.monotonic() + timeout_s, 0
     while time.monotonic() < deadline:
         prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_text_contents()
         quiet = 0 if any("*" in p for p in prompts) else quiet + 1
-        if quiet >= 10:
+        if quiet >= 3:
             return
-        time.sleep(2)
+        time.sleep(1)
     raise AssertionError(f"the notebook did not finish within {timeout_s:.0f} s")
 
 
