@@ -196,6 +196,19 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_student(args: argparse.Namespace) -> int:
+    from medssl_lab.editions import EditionError, write_student_edition
+
+    try:
+        written = write_student_edition(args.out, args.notebooks_dir)
+    except (EditionError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"student edition of {len(written)} notebooks in {args.out}; run it with")
+    print(f"  medssl-lab notebooks run --notebooks-dir {args.out} --out OUT")
+    return 0
+
+
 def cmd_links(args: argparse.Namespace) -> int:
     from medssl_lab.notebooks import course_links, github_repository, write_course_links
 
@@ -205,6 +218,26 @@ def cmd_links(args: argparse.Namespace) -> int:
     if args.write:
         changed = write_course_links(repository, args.branch)
         print(f"pointed at {repository}@{args.branch}: " + (", ".join(p.name for p in changed) or "nothing changed"))
+    return 0
+
+
+def cmd_docs_notebooks(args: argparse.Namespace) -> int:
+    from medssl_lab.site import copy_executed_notebooks
+
+    written = copy_executed_notebooks(args.run_dir, args.dest)
+    print(f"{len(written)} executed notebooks copied, made small, into {written[0].parent}")
+    return 0
+
+
+def cmd_docs_build(args: argparse.Namespace) -> int:
+    from medssl_lab.site import build_site
+
+    try:
+        out = build_site(args.out, args.source)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"site built, every internal link checked: {Path(out) / 'index.html'}")
     return 0
 
 
@@ -315,6 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="NAME=VALUE", help="another parameter, e.g. --set train=False"
     )
     run.set_defaults(func=cmd_notebooks)
+    student = nbs_sub.add_parser(
+        "student", help="write the student edition: solutions replaced by stubs, model answers by prompts"
+    )
+    student.add_argument("--out", required=True, help="folder for the student's notebooks")
+    student.add_argument("--notebooks-dir", default=None, help="the teacher's notebooks (default: the repository's)")
+    student.set_defaults(func=cmd_student)
     links = nbs_sub.add_parser("links", help="Binder and Colab links of the course in a GitHub repository")
     links.add_argument("repository", nargs="?", help="OWNER/NAME or a GitHub address (default: git remote origin)")
     links.add_argument("--branch", default="main")
@@ -322,6 +361,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--write", action="store_true", help="put the badges into README.md and the address into each install cell"
     )
     links.set_defaults(func=cmd_links)
+
+    docs = sub.add_parser("docs", help="the course as a website (Sphinx): executed notebooks in, the site built")
+    docs_sub = docs.add_subparsers(dest="action", required=True)
+    docs_build = docs_sub.add_parser("build", help="build the site with -W, then check every internal link")
+    docs_build.add_argument("--out", required=True, help="folder for the HTML site")
+    docs_build.add_argument("--source", default=None, help="the site's source (default: the repository's docs/)")
+    docs_build.set_defaults(func=cmd_docs_build)
+    docs_nbs = docs_sub.add_parser(
+        "notebooks", help="copy the executed notebooks of `notebooks run --out RUN_DIR` into docs/course, made small"
+    )
+    docs_nbs.add_argument("--from", dest="run_dir", required=True, help="the --out folder of `notebooks run`")
+    docs_nbs.add_argument("--dest", default=None, help="default: the repository's docs/course")
+    docs_nbs.set_defaults(func=cmd_docs_notebooks)
     return parser
 
 

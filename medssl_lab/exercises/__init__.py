@@ -1,0 +1,17 @@
+"""Checks of the course's exercises: run a student's function on small real cases and say what is wrong.
+
+``check_<name>(student_function)`` prints one line of feedback (correct, not solved yet, or the
+first difference with a likely cause, never the solution) and returns a
+:class:`~medssl_lab.exercises.feedback.CheckResult`. An unsolved exercise never stops a
+notebook: ``result.function`` is the library's implementation until the student's is right.
+One module per notebook.
+"""
+
+from medssl_lab.exercises.data_tour import check_hounsfield, check_window_level
+from medssl_lab.exercises.feedback import CheckResult
+
+__all__ = [
+    "CheckResult",
+    "check_hounsfield",
+    "check_window_level",
+]
