@@ -7,11 +7,17 @@ notebook: ``result.function`` is the library's implementation until the student'
 One module per notebook.
 """
 
+from medssl_lab.exercises.clusters import check_nearest_prototype, check_purity
 from medssl_lab.exercises.data_tour import check_hounsfield, check_window_level
 from medssl_lab.exercises.feedback import CheckResult
+from medssl_lab.exercises.finetuning import check_binary_auc, check_steps_to_target
 
 __all__ = [
     "CheckResult",
+    "check_binary_auc",
     "check_hounsfield",
+    "check_nearest_prototype",
+    "check_purity",
+    "check_steps_to_target",
     "check_window_level",
 ]
