@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -30,6 +29,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser import chromium as _chromium
+from browser import require as _require
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 #: notebook -> the explorer it shows (a CSS selector of its control), or None
@@ -46,19 +47,6 @@ PROFILE = os.environ.get("MEDSSL_BROWSER_PROFILE", "smoke")
 ONLY = [p for p in os.environ.get("MEDSSL_BROWSER_NOTEBOOKS", "").split(",") if p]
 PER_NOTEBOOK_S = 600 if PROFILE == "smoke" else 3600
 BINDER_LIMIT_MB = 2048
-
-
-def _chromium() -> str | None:
-    for name in (os.environ.get("MEDSSL_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
-        if name and (path := shutil.which(name)):
-            return path
-    return None
-
-
-def _require(what: str) -> None:
-    if os.environ.get("MEDSSL_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{what} is missing; CI installs it (.ci/run)")
-    pytest.skip(f"{what} is missing")
 
 
 def _free_port() -> int:
