@@ -1,6 +1,6 @@
 """One source file to pool images: uint8 at N px by a stated rule per modality, or the reason it is rejected.
 
-The rules, applied in this order (the README repeats them):
+The rules, applied in this order (docs/stores.md repeats them):
 
 * **Frames.** Every stored frame of a file is one 2D image in the plane it was acquired in; a multi-frame file
   (an enhanced CT or MR volume, a cine loop) gives every ``stride``-th frame. Volumes are not resampled to another
