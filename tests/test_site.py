@@ -64,6 +64,13 @@ def test_a_site_with_good_links_has_no_problems(tmp_path: Path) -> None:
     assert internal_link_problems(tmp_path) == []
 
 
+def test_the_build_never_replaces_a_folder_that_is_not_an_earlier_site(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not an earlier build of the site"):
+        build_site(tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 # --- executed notebooks made small --------------------------------------------------------------------------------
 
 
