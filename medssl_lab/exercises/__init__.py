@@ -9,15 +9,20 @@ One module per notebook.
 
 from medssl_lab.exercises.clusters import check_nearest_prototype, check_purity
 from medssl_lab.exercises.data_tour import check_hounsfield, check_window_level
+from medssl_lab.exercises.embeddings import check_knn_classify
 from medssl_lab.exercises.feedback import CheckResult
 from medssl_lab.exercises.finetuning import check_binary_auc, check_steps_to_target
+from medssl_lab.exercises.swav import check_sinkhorn_codes, check_swapped_prediction_loss
 
 __all__ = [
     "CheckResult",
     "check_binary_auc",
     "check_hounsfield",
+    "check_knn_classify",
     "check_nearest_prototype",
     "check_purity",
+    "check_sinkhorn_codes",
     "check_steps_to_target",
+    "check_swapped_prediction_loss",
     "check_window_level",
 ]
