@@ -12,14 +12,20 @@ from medssl_lab.exercises.data_tour import check_hounsfield, check_window_level
 from medssl_lab.exercises.embeddings import check_knn_classify
 from medssl_lab.exercises.feedback import CheckResult
 from medssl_lab.exercises.finetuning import check_binary_auc, check_steps_to_target
+from medssl_lab.exercises.own_data import check_percentile_to_uint8, check_pseudonym
+from medssl_lab.exercises.robustness import check_gamma_perturbation, check_mean_auc_drops
 from medssl_lab.exercises.swav import check_sinkhorn_codes, check_swapped_prediction_loss
 
 __all__ = [
     "CheckResult",
     "check_binary_auc",
+    "check_gamma_perturbation",
     "check_hounsfield",
     "check_knn_classify",
+    "check_mean_auc_drops",
     "check_nearest_prototype",
+    "check_percentile_to_uint8",
+    "check_pseudonym",
     "check_purity",
     "check_sinkhorn_codes",
     "check_steps_to_target",
