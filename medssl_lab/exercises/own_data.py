@@ -200,7 +200,7 @@ def check_pseudonym(student: Callable[[bytes, object], Any]) -> CheckResult:
             ),
             Mistake("the store's keys are BLAKE2b (hashlib.blake2b), not SHA-256", _sha256),
             Mistake("the store's keys are BLAKE2b (hashlib.blake2b), not MD5", _md5),
-            Mistake("the digest is 8 bytes (digest_size=8), which is 16 hex digits", _long_digest),
+            Mistake("the digest is 8 bytes, which is 16 hex digits", _long_digest),
             Mistake("the salt is glued to the value: BLAKE2b takes it as its key argument instead", _appended),
             Mistake("the salt is glued to the value: BLAKE2b takes it as its key argument instead", _prepended),
         ],
