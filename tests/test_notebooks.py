@@ -83,6 +83,19 @@ def test_executed_notebooks_pass_lax_checks(executed: Path) -> None:
         assert images >= 1, f"{path.name}: no plot was drawn"
 
 
+def test_every_exercise_check_passes_in_the_teacher_edition(executed: Path) -> None:
+    """The committed notebooks hold the solutions: every check says correct and gives its cell's full points."""
+    for path in list_notebooks():
+        checks = [c for c in nbformat.read(executed / path.name, as_version=4).cells if "nbgrader" in c.metadata]
+        checks = [c for c in checks if c.metadata.nbgrader["grade"] and c.cell_type == "code"]
+        assert len(checks) >= 1, f"{path.name}: no graded exercise check"
+        for cell in checks:
+            printed = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+            result = [o.data["text/plain"] for o in cell.outputs if o.output_type == "execute_result"]
+            assert "✓" in printed and "is correct" in printed, f"{path.name}: {printed}"
+            assert result == [str(cell.metadata.nbgrader["points"])], f"{path.name}: {result}"
+
+
 def test_a_rerun_reproduces_every_checked_output(executed: Path, tmp_path: Path) -> None:
     ini = tmp_path / "pytest.ini"  # nbval's own pytest run, outside this project's settings
     ini.write_text("[pytest]\n")
