@@ -129,7 +129,12 @@ def check_sinkhorn_codes(student: Callable[[torch.Tensor, float, int], Any]) -> 
 def library_swapped_loss(
     scores_1: torch.Tensor, scores_2: torch.Tensor, codes_1: torch.Tensor, codes_2: torch.Tensor, temperature: float
 ) -> torch.Tensor:
-    """The package's SwAV loss of two views (it computes the same codes itself, with SwAV's epsilon)."""
+    """The package's SwAV loss of two views.
+
+    ``codes_1`` and ``codes_2`` are not read: :class:`SwAVLoss` computes the codes itself, with
+    ``sinkhorn(scores_i, SWAV_EPSILON, 3)``, so callers pass codes made that way (the cases and
+    notebook 01 do) and both functions see the same targets.
+    """
     return SwAVLoss(temperature, SWAV_EPSILON)([scores_1, scores_2])
 
 
