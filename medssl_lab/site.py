@@ -69,6 +69,7 @@ def copy_executed_notebooks(run_dir: str | Path, dest: str | Path | None = None)
     written = []
     for path, nb in notebooks:
         _make_small(nb)
+        _hide_machine_paths(nb, _machine_paths(nb))
         with atomic_file(dest / path.name, permissions=0o644) as tmp:
             nbformat.write(nb, tmp)
         written.append(dest / path.name)
@@ -89,6 +90,42 @@ def _execution_problems(name: str, nb: dict) -> list[str]:
         if cell.get("execution_count") is None:
             problems.append(f"{name} cell {index}: not executed")
     return problems
+
+
+def _machine_paths(nb: dict) -> dict[str, str]:
+    """This machine's folders as the run printed them -> what a reader should see instead, longest first.
+
+    The run's output and data folders come from the cell papermill injected; the package's environment and checkout
+    are this process's own. A committed page must name no folder of the machine that made it.
+    """
+    names: dict[str, str] = {}
+    injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    for line in "".join(injected[0]["source"]).splitlines() if injected else []:
+        key, _, value = (part.strip() for part in line.partition("="))
+        if key in ("output_dir", "data_dir") and value.startswith(("'", '"')):
+            names[value.strip("'\"")] = "outputs" if key == "output_dir" else "DATA_DIR"
+    names[str(Path(sys.prefix))] = "VENV"
+    names[str(default_docs_dir().parent)] = "."
+    return dict(sorted(names.items(), key=lambda item: -len(item[0])))
+
+
+def _hide_machine_paths(nb: dict, names: dict[str, str]) -> None:
+    """Replace each of ``names`` in every cell's source and text output, in place."""
+
+    def hide(text: str | list[str]) -> str:
+        text = "".join(text)
+        for path, name in names.items():
+            text = text.replace(path, name)
+        return text
+
+    for cell in nb["cells"]:
+        cell["source"] = hide(cell["source"])
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output["text"] = hide(output["text"])
+            for kind, value in output.get("data", {}).items():
+                if kind.startswith("text/"):
+                    output["data"][kind] = hide(value)
 
 
 def _make_small(nb: dict) -> None:

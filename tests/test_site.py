@@ -123,6 +123,21 @@ def test_a_code_cell_that_never_ran_is_refused(tmp_path: Path) -> None:
         copy_executed_notebooks(tmp_path, tmp_path / "course")
 
 
+def test_copies_name_no_folder_of_the_machine_that_ran_them(tmp_path: Path) -> None:
+    run, data = tmp_path / "run", tmp_path / "data"
+    run.mkdir()
+    injected = new_code_cell(f'data_dir = "{data}"\noutput_dir = "{run}"\n', metadata={"tags": ["injected-parameters"]})
+    printed = new_code_cell(
+        "print(x)", outputs=[new_output("stream", name="stdout", text=f"read {data}/a.npz, wrote {run}/pretrain\n")]
+    )
+    _executed([injected, printed], folder=run)
+    copied = (
+        (tmp_path / "course" / "00_tour.ipynb").read_text() if copy_executed_notebooks(run, tmp_path / "course") else ""
+    )
+    assert str(tmp_path) not in copied
+    assert 'data_dir = \\"DATA_DIR\\"' in copied and "read DATA_DIR/a.npz, wrote outputs/pretrain" in copied
+
+
 def test_copies_are_small_figures_shrunk_texts_capped_run_metadata_dropped(tmp_path: Path) -> None:
     run, dest = tmp_path / "run", tmp_path / "course"
     run.mkdir()
