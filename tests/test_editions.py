@@ -118,12 +118,17 @@ def _check_cells(path: Path) -> list[dict]:
     return [c for c in cells if c["cell_type"] == "code" and CHECK_CELL in "".join(c["source"])]
 
 
+def _text(value: str | list[str]) -> str:
+    """nbformat stores multi-line text either as one string or as a list of lines."""
+    return "".join(value)
+
+
 def _printed(cell: dict) -> str:
-    return "".join("".join(o.get("text", "")) for o in cell["outputs"] if o["output_type"] == "stream")
+    return "".join(_text(o.get("text", "")) for o in cell["outputs"] if o["output_type"] == "stream")
 
 
 def _result(cell: dict) -> str:
-    return "".join(o["data"]["text/plain"] for o in cell["outputs"] if o["output_type"] == "execute_result")
+    return "".join(_text(o["data"]["text/plain"]) for o in cell["outputs"] if o["output_type"] == "execute_result")
 
 
 @pytest.mark.slow
@@ -167,9 +172,14 @@ def _solved_copy(release: dict, source: dict) -> dict:
     return solved
 
 
+#: autograded by nbgrader itself; every check of every notebook is scored by the two edition runs above and in
+#: test_notebooks (full points for the teacher's answers), so two notebooks keep CI short
+AUTOGRADED = ("00_data_tour.ipynb", "03_clusters.ipynb")
+
+
 @pytest.mark.slow
-def test_nbgrader_generates_and_autogrades_the_course(data_dir: Path, tmp_path: Path) -> None:
-    """Full marks for a copy answered like the teacher's, zero for the released copy as it is, for every check."""
+def test_nbgrader_generates_the_course_and_autogrades_two_notebooks(data_dir: Path, tmp_path: Path) -> None:
+    """Every notebook releases; full marks for a copy answered like the teacher's, zero for the released copy."""
     from nbgrader.api import Gradebook
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
@@ -184,21 +194,24 @@ def test_nbgrader_generates_and_autogrades_the_course(data_dir: Path, tmp_path: 
         (source / path.name).write_text(json.dumps(nbformat_node, indent=1))
     _nbgrader(course, "generate_assignment", assignment, "--create")
     release = course / "release" / assignment
+    assert sorted(p.name for p in release.glob("*.ipynb")) == [p.name for p in list_notebooks()]
     for student in ("solved", "unsolved"):
         folder = course / "submitted" / student / assignment
         folder.mkdir(parents=True)
-        for path in list_notebooks():
-            nb = json.loads((release / path.name).read_text())
+        for name in AUTOGRADED:
+            nb = json.loads((release / name).read_text())
             if student == "solved":
-                nb = _solved_copy(nb, json.loads((source / path.name).read_text()))
-            (folder / path.name).write_text(json.dumps(nb))
+                nb = _solved_copy(nb, json.loads((source / name).read_text()))
+            (folder / name).write_text(json.dumps(nb))
     _nbgrader(course, "autograde", assignment, "--create")
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        solved = gradebook.find_submission(assignment, "solved")
-        unsolved = gradebook.find_submission(assignment, "unsolved")
-        assert solved.max_code_score >= 20 and len(solved.notebooks) == len(list_notebooks())
-        assert solved.code_score == solved.max_code_score, [
-            (g.name, g.auto_score) for nb in solved.notebooks for g in nb.grades if g.auto_score != g.max_score
-        ]
-        assert unsolved.code_score == 0 and unsolved.written_score == 0
-        assert solved.needs_manual_grade  # the written answers wait for the teacher
+        for name in AUTOGRADED:
+            notebook = name.removesuffix(".ipynb")
+            solved = gradebook.find_submission_notebook(notebook, assignment, "solved")
+            unsolved = gradebook.find_submission_notebook(notebook, assignment, "unsolved")
+            assert solved.max_code_score >= 4, name
+            assert solved.code_score == solved.max_code_score, [
+                (g.name, g.auto_score) for g in solved.grades if g.auto_score != g.max_score
+            ]
+            assert unsolved.code_score == 0 and unsolved.written_score == 0, name
+            assert solved.needs_manual_grade, name  # the written answers wait for the teacher
