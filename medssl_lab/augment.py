@@ -14,10 +14,15 @@ augmentation costs almost nothing next to the backbone:
   Gaussian noise, each a vectorised op with per-sample parameters of shape ``(N,1,1,1)``.
   There is no colour jitter: the images have one channel.
 
+Each op of the views is declared in :data:`OPS` (MONAI's randomise / apply split): it
+states how many uniforms it takes, turns its columns of the group's uniform table into
+parameters, and applies them; the columns' offsets follow from that list.
+
 Everything works on images in ``[0, 1]`` (zero padding = black background) and is
 normalised once, at the end, by :func:`normalize`. The same primitive ops also make the
-deterministic, graded perturbations of the robustness experiment (:func:`perturb`), so
-training-time and test-time corruptions are the same code.
+deterministic, graded perturbations of the robustness experiment
+(:mod:`medssl_lab.evaluation.perturbations`), so training-time and test-time corruptions
+are the same code.
 
 Randomness: every random number comes from the ``generator`` passed in. Numbers are
 drawn **on the generator's device** and then moved to the images' device. A CPU
@@ -30,9 +35,10 @@ With ``generator=None`` torch's global RNG of the images' device is used.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, fields
+from itertools import accumulate
 
 import torch
 import torch.nn.functional as F
@@ -40,12 +46,13 @@ from torch import Tensor
 
 __all__ = [
     "MEAN",
+    "OPS",
     "STD",
-    "PERTURBATIONS",
-    "PERTURBATION_IDENTITY",
-    "PERTURBATION_LEVELS",
     "MultiCropAugment",
     "MultiCropConfig",
+    "Op",
+    "Params",
+    "ViewGroup",
     "adjust_gamma",
     "affine_grid",
     "affine_theta",
@@ -55,12 +62,10 @@ __all__ = [
     "gaussian_blur",
     "gaussian_noise",
     "intensity_scale_shift",
-    "iter_perturbations",
     "make_generator",
     "normalize",
-    "perturb",
-    "prepare",
     "to_float",
+    "uniform_columns",
     "window",
 ]
 
@@ -111,21 +116,6 @@ def normalize(x: Tensor) -> Tensor:
 def denormalize(x: Tensor) -> Tensor:
     """Inverse of :func:`normalize` (for plotting views)."""
     return x * STD + MEAN
-
-
-def prepare(images: Tensor, size: int | None = None) -> Tensor:
-    """Evaluation input: :func:`to_float`, optional resize to ``size`` x ``size``, :func:`normalize`.
-
-    No augmentation. Downsampling is antialiased so that small evaluation images are not
-    aliased versions of what the model saw in training.
-    """
-    x = to_float(images)
-    if size is not None and tuple(x.shape[-2:]) != (size, size):
-        if size < 1:
-            raise ValueError(f"size must be >= 1, got {size}")
-        down = size < min(x.shape[-2:])
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=down)
-    return normalize(x)
 
 
 def make_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
@@ -209,6 +199,7 @@ def affine_grid(theta: Tensor, size: tuple[int, int]) -> Tensor:
 
 def affine_warp(x: Tensor, theta: Tensor, size: tuple[int, int], mode: str = "bilinear") -> Tensor:
     """Resample ``x`` (N,1,H,W) through ``theta`` (N,2,3) to ``size``; outside the image is 0 (black)."""
+    # Not data/resize.py's uint8 resize: float resampling on the device that crops, turns and resizes in one pass.
     grid = affine_grid(theta.to(x.dtype), size)
     return F.grid_sample(x, grid, mode=mode, padding_mode="zeros", align_corners=False)
 
@@ -397,6 +388,149 @@ def _lerp(u: Tensor, lo: float, hi: float) -> Tensor:
     return lo + (hi - lo) * u
 
 
+def _log_lerp(u: Tensor, bounds: tuple[float, float]) -> Tensor:
+    """Log-uniform draw in ``bounds`` (for factors: zoom, aspect ratio, gamma)."""
+    return torch.exp(_lerp(u, math.log(bounds[0]), math.log(bounds[1])))
+
+
+# --------------------------------------------------------------------------- ops of the views
+
+#: Per-view parameters of one op, by name.
+Params = dict[str, Tensor]
+
+
+@dataclass(frozen=True)
+class ViewGroup:
+    """What the ops of one group of views (one size) share besides their uniforms."""
+
+    config: MultiCropConfig
+    in_hw: tuple[int, int]
+    scale: tuple[float, float]  # the group's crop area fractions (global or local)
+    generator: torch.Generator | None
+
+
+def _always(c: MultiCropConfig) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Op:
+    """One op of the views, split into drawing and applying like MONAI's random transforms.
+
+    It owns ``n_uniforms`` columns of its group's uniform table, at offsets that follow from
+    :data:`OPS`. ``randomize(u, group)`` turns those ``(N, n_uniforms)`` uniforms into
+    per-view parameters (the op's identity where its per-sample switch is off);
+    ``apply(views, params, group)`` applies them. Geometric ops have no ``apply``: their
+    parameters are composed into the group's one affine warp. An op that is not ``active``
+    for a config draws and applies nothing; its columns stay.
+    """
+
+    name: str
+    n_uniforms: int
+    randomize: Callable[[Tensor, ViewGroup], Params]
+    apply: Callable[[Tensor, Params, ViewGroup], Tensor] | None = None
+    active: Callable[[MultiCropConfig], bool] = _always
+
+
+def _crop(u: Tensor, group: ViewGroup) -> Params:
+    """Crop of an area fraction (the group's scale) and aspect ratio, placed inside the image."""
+    h, w = group.in_hw
+    area = _lerp(u[:, 0], *group.scale) * (h * w)
+    ratio = _log_lerp(u[:, 1], group.config.aspect_ratio)
+    # Keep the area exactly; where the aspect ratio does not fit, bend it towards the image's.
+    cw = torch.sqrt(area * ratio).clamp(max=float(w))
+    ch = (area / cw).clamp(max=float(h))
+    cw = area / ch
+    # Centre so that the (unrotated, unjittered) crop lies inside the image.
+    cx = (2.0 * u[:, 2] - 1.0) * (1.0 - cw / w)
+    cy = (2.0 * u[:, 3] - 1.0) * (1.0 - ch / h)
+    return {"extent": torch.stack([cw, ch], 1), "center": torch.stack([cx, cy], 1)}
+
+
+def _flip(u: Tensor, group: ViewGroup) -> Params:
+    """+1 / -1 for (horizontal, vertical), each with its own probability."""
+    c = group.config
+    return {
+        "flip": torch.stack([1.0 - 2.0 * (u[:, 0] < c.hflip_p).float(), 1.0 - 2.0 * (u[:, 1] < c.vflip_p).float()], 1)
+    }
+
+
+def _warp_theta(params: Params, in_hw: tuple[int, int]) -> Tensor:
+    """The one ``(N, 2, 3)`` matrix of the geometric ops' parameters: crop, zoom, rotation, flips."""
+    half = params["extent"] * (0.5 / params["zoom"]).unsqueeze(1)
+    return affine_theta(in_hw, half, params["center"], params["angle"], params["flip"])
+
+
+def _window(u: Tensor, group: ViewGroup) -> Params:
+    c = group.config
+    on = u[:, 0] < c.window_p
+    low = torch.where(on, _lerp(u[:, 1], *c.window_low), 0.0)
+    return {"low": low, "high": torch.where(on, _lerp(u[:, 2], *c.window_high), 1.0)}
+
+
+def _scale_shift_gamma(u: Tensor, group: ViewGroup) -> Params:
+    """Gain, offset and gamma (log-uniform) under one switch."""
+    c = group.config
+    on = u[:, 0] < c.intensity_p
+    return {
+        "scale": torch.where(on, _lerp(u[:, 1], *c.intensity_scale), 1.0),
+        "shift": torch.where(on, _lerp(u[:, 2], *c.intensity_shift), 0.0),
+        "gamma": torch.where(on, _log_lerp(u[:, 3], c.gamma), 1.0),
+    }
+
+
+def _blur(u: Tensor, group: ViewGroup) -> Params:
+    c = group.config
+    return {"sigma": torch.where(u[:, 0] < c.blur_p, _lerp(u[:, 1], *c.blur_sigma), 0.0)}
+
+
+def _noise(u: Tensor, group: ViewGroup) -> Params:
+    """The noise's std; the noise field itself comes from the generator, after the table."""
+    c = group.config
+    return {"std": torch.where(u[:, 0] < c.noise_p, _lerp(u[:, 1], *c.noise_std), 0.0)}
+
+
+#: The ops of the views in the order of their columns in the uniform table (a switch column
+#: first for the ops with a probability); the intensity ops apply in this order, after the
+#: warp. Order and widths *are* the views' random stream (a seed's views, committed results
+#: and the shipped encoder depend on them): the table is drawn row by row, so changing any
+#: width changes every view of every seed.
+OPS: tuple[Op, ...] = (
+    Op("crop", 4, _crop),
+    Op("rotation", 1, lambda u, g: {"angle": (2.0 * u[:, 0] - 1.0) * g.config.max_rotation_deg}),
+    Op("zoom", 1, lambda u, g: {"zoom": _log_lerp(u[:, 0], g.config.scale_jitter)}),  # > 1 zooms in
+    Op("flip", 2, _flip),
+    Op("window", 3, _window, lambda v, p, g: window(v, p["low"], p["high"]), lambda c: c.window_p > 0),
+    Op(
+        "intensity",
+        4,
+        _scale_shift_gamma,
+        lambda v, p, g: adjust_gamma(intensity_scale_shift(v, p["scale"], p["shift"]), p["gamma"]),
+        lambda c: c.intensity_p > 0,
+    ),
+    Op(
+        "blur",
+        2,
+        _blur,
+        lambda v, p, g: gaussian_blur(v, p["sigma"], max_sigma=g.config.blur_sigma[1]),
+        lambda c: c.blur_p > 0 and c.blur_sigma[1] > 0,
+    ),
+    Op(
+        "noise",
+        2,
+        _noise,
+        lambda v, p, g: gaussian_noise(v, p["std"], g.generator),
+        lambda c: c.noise_p > 0 and c.noise_std[1] > 0,
+    ),
+)
+
+
+def uniform_columns(ops: tuple[Op, ...] = OPS) -> dict[str, slice]:
+    """Each op's columns of the uniform table, from the declared widths: ``{name: slice}``."""
+    ends = accumulate(op.n_uniforms for op in ops)
+    return {op.name: slice(end - op.n_uniforms, end) for op, end in zip(ops, ends)}
+
+
 class MultiCropAugment:
     """Make ``n_global`` global then ``n_local`` local views of a batch, all on its device.
 
@@ -404,11 +538,6 @@ class MultiCropAugment:
         >>> aug = MultiCropAugment(MultiCropConfig(global_size=28))
         >>> views = aug(images_uint8, generator=make_generator(0))  # list of 6 tensors
     """
-
-    #: Columns of the uniform table drawn per view, one draw per group of views: 0-1 area and
-    #: aspect, 2-3 centre, 4 angle, 5 zoom, 6-7 flips, 8-10 window, 11-14 scale/shift/gamma,
-    #: 15-16 blur, 17-18 noise (a switch column, then the op's parameters).
-    _N_PARAMS = 19
 
     def __init__(self, config: MultiCropConfig | None = None) -> None:
         self.config = config or MultiCropConfig()
@@ -445,144 +574,20 @@ class MultiCropAugment:
                 views += self._group(x, c.n_local, c.local_size, c.local_scale, generator)
         return views
 
-    def _thetas(self, u: Tensor, in_hw: tuple[int, int], scale: tuple[float, float]) -> Tensor:
-        c = self.config
-        h, w = in_hw
-        area = _lerp(u[:, 0], *scale) * (h * w)
-        log_r = _lerp(u[:, 1], math.log(c.aspect_ratio[0]), math.log(c.aspect_ratio[1]))
-        ratio = torch.exp(log_r)
-        # Keep the area exactly; where the aspect ratio does not fit, bend it towards the image's.
-        cw = torch.sqrt(area * ratio).clamp(max=float(w))
-        ch = (area / cw).clamp(max=float(h))
-        cw = area / ch
-        # Centre so that the (unrotated, unjittered) crop lies inside the image.
-        cx = (2.0 * u[:, 2] - 1.0) * (1.0 - cw / w)
-        cy = (2.0 * u[:, 3] - 1.0) * (1.0 - ch / h)
-        angle = (2.0 * u[:, 4] - 1.0) * c.max_rotation_deg
-        zoom = torch.exp(_lerp(u[:, 5], math.log(c.scale_jitter[0]), math.log(c.scale_jitter[1])))
-        flip = torch.stack([1.0 - 2.0 * (u[:, 6] < c.hflip_p).float(), 1.0 - 2.0 * (u[:, 7] < c.vflip_p).float()], 1)
-        half = torch.stack([cw, ch], 1) * (0.5 / zoom).unsqueeze(1)
-        return affine_theta(in_hw, half, torch.stack([cx, cy], 1), angle, flip)
-
     def _group(
         self, x: Tensor, n_views: int, size: int, scale: tuple[float, float], generator: torch.Generator | None
     ) -> list[Tensor]:
-        """All views of one size through one warp and one pass of each intensity op."""
+        """All views of one size: one table of uniforms, one warp and one pass of each intensity op."""
         c = self.config
-        b = x.shape[0]
-        n = n_views * b
-        u = _rand((n, self._N_PARAMS), generator, x.device)
-        theta = self._thetas(u, (x.shape[-2], x.shape[-1]), scale)
+        group = ViewGroup(c, (x.shape[-2], x.shape[-1]), scale, generator)
+        columns = uniform_columns()
+        u = _rand((n_views * x.shape[0], sum(op.n_uniforms for op in OPS)), generator, x.device)
+        drawn = [(op, op.randomize(u[:, columns[op.name]], group)) for op in OPS if op.active(c)]
+        geometry = {k: t for op, params in drawn if op.apply is None for k, t in params.items()}
         src = x if n_views == 1 else x.repeat(n_views, 1, 1, 1)
-        v = affine_warp(src, theta, (size, size), mode=c.interpolation)
-
-        if c.window_p > 0:
-            on = u[:, 8] < c.window_p
-            lo = torch.where(on, _lerp(u[:, 9], *c.window_low), 0.0)
-            hi = torch.where(on, _lerp(u[:, 10], *c.window_high), 1.0)
-            v = window(v, lo, hi)
-        if c.intensity_p > 0:
-            on = u[:, 11] < c.intensity_p
-            a = torch.where(on, _lerp(u[:, 12], *c.intensity_scale), 1.0)
-            s = torch.where(on, _lerp(u[:, 13], *c.intensity_shift), 0.0)
-            g = torch.where(on, torch.exp(_lerp(u[:, 14], math.log(c.gamma[0]), math.log(c.gamma[1]))), 1.0)
-            v = adjust_gamma(intensity_scale_shift(v, a, s), g)
-        if c.blur_p > 0 and c.blur_sigma[1] > 0:
-            on = u[:, 15] < c.blur_p
-            sigma = torch.where(on, _lerp(u[:, 16], *c.blur_sigma), 0.0)
-            v = gaussian_blur(v, sigma, max_sigma=c.blur_sigma[1])
-        if c.noise_p > 0 and c.noise_std[1] > 0:
-            on = u[:, 17] < c.noise_p
-            std = torch.where(on, _lerp(u[:, 18], *c.noise_std), 0.0)
-            v = gaussian_noise(v, std, generator)
+        v = affine_warp(src, _warp_theta(geometry, group.in_hw), (size, size), mode=c.interpolation)
+        for op, params in drawn:
+            if op.apply is not None:
+                v = op.apply(v, params, group)
         v = normalize(v.clamp_(0.0, 1.0))
         return list(v.chunk(n_views, dim=0)) if n_views > 1 else [v]
-
-
-# --------------------------------------------------------------------------- robustness perturbations
-
-#: Perturbation kinds of the robustness experiment (notebook 05, `medssl-lab reproduce`), in table order.
-PERTURBATIONS: tuple[str, ...] = (
-    "intensity_scale",
-    "intensity_shift",
-    "gamma",
-    "gaussian_noise",
-    "blur",
-    "rotation",
-    "scaling",
-)
-
-#: Default graded severities per kind; units: gain, offset in [0,1] units, gamma exponent,
-#: noise std in [0,1] units, blur sigma in pixels, degrees, zoom factor (< 1 shrinks).
-PERTURBATION_LEVELS: dict[str, list[float]] = {
-    "intensity_scale": [0.7, 0.85, 1.15, 1.3],
-    "intensity_shift": [-0.2, -0.1, 0.1, 0.2],
-    "gamma": [0.5, 0.75, 1.5, 2.0],
-    "gaussian_noise": [0.02, 0.05, 0.1],
-    "blur": [0.5, 1.0, 1.5],
-    "rotation": [10.0, 20.0, 30.0],
-    "scaling": [0.8, 0.9, 1.1, 1.2],
-}
-
-#: Severity at which each kind leaves the image unchanged.
-PERTURBATION_IDENTITY: dict[str, float] = {
-    "intensity_scale": 1.0,
-    "intensity_shift": 0.0,
-    "gamma": 1.0,
-    "gaussian_noise": 0.0,
-    "blur": 0.0,
-    "rotation": 0.0,
-    "scaling": 1.0,
-}
-
-
-def perturb(images: Tensor, kind: str, severity: float, seed: int = 0) -> Tensor:
-    """Apply one deterministic perturbation to ``[0, 1]`` images (uint8 is converted first).
-
-    Same primitives as the training augmentation. Geometry keeps the input size and fills
-    with black; the result is clipped to ``[0, 1]`` like a stored image. Noise is drawn
-    from a CPU generator seeded with ``seed``, so results match across devices and runs.
-
-    Returns:
-        ``(B, 1, H, W)`` float32 in ``[0, 1]``, not yet normalised (call :func:`normalize`).
-    """
-    if kind not in PERTURBATIONS:
-        raise ValueError(f"unknown perturbation {kind!r}; choose one of {PERTURBATIONS}")
-    x = to_float(images)
-    s = float(severity)
-    if s == PERTURBATION_IDENTITY[kind]:
-        return x.clone()
-    if kind == "intensity_scale":
-        out = intensity_scale_shift(x, scale=s)
-    elif kind == "intensity_shift":
-        out = intensity_scale_shift(x, shift=s)
-    elif kind == "gamma":
-        if s <= 0:
-            raise ValueError(f"gamma must be > 0, got {s}")
-        out = adjust_gamma(x, s)
-    elif kind == "gaussian_noise":
-        if s < 0:
-            raise ValueError(f"noise std must be >= 0, got {s}")
-        out = gaussian_noise(x, s, make_generator(seed))
-    elif kind == "blur":
-        if s < 0:
-            raise ValueError(f"blur sigma must be >= 0, got {s}")
-        out = gaussian_blur(x, s)
-    else:
-        b, _, h, w = x.shape
-        if kind == "scaling" and s <= 0:
-            raise ValueError(f"scaling factor must be > 0, got {s}")
-        zoom = s if kind == "scaling" else 1.0
-        half = torch.tensor([[w / 2.0, h / 2.0]], device=x.device).div(zoom).expand(b, 2)
-        angle = torch.full((b,), s if kind == "rotation" else 0.0, device=x.device)
-        out = affine_warp(x, affine_theta((h, w), half, angle_deg=angle), (h, w))
-    return out.clamp_(0.0, 1.0)
-
-
-def iter_perturbations(levels: dict[str, list[float]] | None = None) -> Iterator[tuple[str, float]]:
-    """Yield every ``(kind, severity)`` pair of ``levels`` (default :data:`PERTURBATION_LEVELS`)."""
-    for kind, sevs in (levels or PERTURBATION_LEVELS).items():
-        if kind not in PERTURBATIONS:
-            raise ValueError(f"unknown perturbation {kind!r}; choose one of {PERTURBATIONS}")
-        for s in sevs:
-            yield kind, float(s)

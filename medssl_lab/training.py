@@ -1,15 +1,15 @@
 """What every training loop of the package shares: batches on the device, mixed precision, the stop on a non-finite
-loss, endless batches."""
+loss, the optimiser step, endless batches."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from medssl_lab.data.pool import epoch_batches
 from medssl_lab.data.stack import ImageStack
@@ -40,6 +40,48 @@ def check_finite(loss: Tensor, where: str, advice: str) -> None:
     """Stop a run whose loss became nan or inf, saying where and what to try, before it writes a broken model."""
     if not torch.isfinite(loss):
         raise TrainingError(f"the loss became {loss.item()} {where}. {advice}")
+
+
+class OptimizerStep:
+    """The one optimiser step of every loop: gradients zeroed, the loss backpropagated (scaled under fp16, the one
+    precision that needs a gradient scaler), the caller's hooks around the step, optional gradient clipping.
+
+    Args:
+        optimizer: what steps.
+        amp: the loop's autocast type (:func:`autocast_dtype`); fp16 turns the scaler on.
+        device: where the loop runs (the scaler's device type).
+        grad_clip: clip the gradients' global norm to this (None or 0: no clipping).
+        parameters: what clipping measures (default: the optimizer's parameters).
+    """
+
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        amp: torch.dtype | None,
+        device: torch.device,
+        grad_clip: float | None = None,
+        parameters: Iterable[nn.Parameter] | None = None,
+    ) -> None:
+        self.optimizer, self.amp, self.grad_clip = optimizer, amp, grad_clip
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+        groups = optimizer.param_groups
+        self.parameters = list(parameters) if parameters is not None else [p for g in groups for p in g["params"]]
+
+    def __call__(
+        self, loss: Tensor, before: Callable[[], None] | None = None, after: Callable[[], None] | None = None
+    ) -> None:
+        """Backpropagate ``loss`` and step; ``before`` runs on the fresh gradients, ``after`` on the new weights."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if before is not None:
+            before()
+        if self.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.parameters, self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if after is not None:
+            after()
 
 
 def endless_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[Tensor]:

@@ -15,16 +15,10 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 
-from medssl_lab.augment import (
-    PERTURBATION_LEVELS,
-    MultiCropAugment,
-    denormalize,
-    make_generator,
-    perturb,
-    to_float,
-)
+from medssl_lab.augment import MultiCropAugment, denormalize, make_generator, to_float
 from medssl_lab.data.intensity import apply_window
 from medssl_lab.evaluation.clusters import as_numpy, encode_labels, label_vector
+from medssl_lab.evaluation.perturbations import PERTURBATION_LEVELS, perturb
 
 
 def _as_image_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -105,7 +99,7 @@ def plot_perturbations(
 
     Args:
         image: one ``(H, W)`` image, uint8 or float in ``[0, 1]``.
-        levels: kind -> severities (default :data:`~medssl_lab.augment.PERTURBATION_LEVELS`).
+        levels: kind -> severities (default :data:`~medssl_lab.evaluation.perturbations.PERTURBATION_LEVELS`).
         seed: seed of the noise perturbation.
         panel_size: size of each panel in inches.
 

@@ -1,4 +1,4 @@
-"""Tests of the batched multi-crop augmentation, the robustness perturbations and the view plots."""
+"""Tests of the batched multi-crop augmentation, its declared ops and random stream, and the view plots."""
 
 from __future__ import annotations
 
@@ -14,11 +14,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from medssl_lab.augment import (  # noqa: E402
-    MEAN,
-    PERTURBATION_IDENTITY,
-    PERTURBATION_LEVELS,
-    PERTURBATIONS,
-    STD,
+    OPS,
     MultiCropAugment,
     MultiCropConfig,
     affine_grid,
@@ -26,14 +22,13 @@ from medssl_lab.augment import (  # noqa: E402
     affine_warp,
     denormalize,
     gaussian_blur,
-    iter_perturbations,
     make_generator,
     normalize,
-    perturb,
-    prepare,
     to_float,
+    uniform_columns,
 )
 from medssl_lab.data.synthetic import make_phantoms  # noqa: E402
+from medssl_lab.evaluation.perturbations import prepare  # noqa: E402
 
 #: View sets of the smoke profile and of the cpu profile at 28 px (PneumoniaMNIST's size).
 VIEWS = {
@@ -60,18 +55,12 @@ def asymmetric(size: int = 12) -> torch.Tensor:
 # --------------------------------------------------------------------------- basics
 
 
-def test_to_float_prepare_and_normalize(phantoms: torch.Tensor) -> None:
+def test_to_float_and_normalize(phantoms: torch.Tensor) -> None:
     x = to_float(phantoms)
     assert x.shape == (8, 1, 28, 28) and x.dtype == torch.float32
     assert torch.equal(to_float(phantoms[:, None]), x)
     assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
     assert torch.allclose(denormalize(normalize(x)), x, atol=1e-6)
-    p = prepare(phantoms)
-    assert torch.allclose(p, (x - MEAN) / STD)
-    extremes = prepare(torch.tensor([[[0, 255]]], dtype=torch.uint8))
-    assert extremes.flatten().tolist() == pytest.approx([-MEAN / STD, (1 - MEAN) / STD])
-    assert prepare(phantoms, size=16).shape == (8, 1, 16, 16)
-    assert prepare(phantoms, size=64).shape == (8, 1, 64, 64)
 
 
 @pytest.mark.parametrize("bad", [torch.zeros(28, 28, dtype=torch.uint8), torch.zeros(2, 3, 28, 28, dtype=torch.uint8)])
@@ -109,6 +98,40 @@ def test_profile_views_and_validation() -> None:
 
 
 # --------------------------------------------------------------------------- multi-crop
+
+
+def test_ops_declare_the_columns_of_the_historical_table() -> None:
+    """Offsets follow from the declared widths and reproduce the table every committed result was drawn with."""
+    assert {name: (s.start, s.stop) for name, s in uniform_columns().items()} == {
+        "crop": (0, 4),
+        "rotation": (4, 5),
+        "zoom": (5, 6),
+        "flip": (6, 8),
+        "window": (8, 11),
+        "intensity": (11, 15),
+        "blur": (15, 17),
+        "noise": (17, 19),
+    }
+    assert [op.name for op in OPS if op.apply is None] == ["crop", "rotation", "zoom", "flip"]
+    off = MultiCropConfig.identity(8)
+    assert [op.name for op in OPS if op.active(off)] == ["crop", "rotation", "zoom", "flip"]
+
+
+def test_pinned_views_of_a_seed() -> None:
+    """The random stream of the views: a few values of a seed's views, and where the generator is left after them.
+
+    Committed results and the shipped encoder were trained on this stream; a change to an op's columns, their
+    order or the draws of the noise moves these numbers (pinned before the ops were declared one by one).
+    """
+    cfg = MultiCropConfig(
+        n_global=1, global_size=12, n_local=2, local_size=8, hflip_p=0.5, vflip_p=0.5, window_p=0.5, noise_p=1.0,
+        blur_p=0.5, max_rotation_deg=30.0,
+    )  # fmt: skip
+    g = make_generator(0)
+    views = MultiCropAugment(cfg)(torch.from_numpy(make_phantoms(2, size=28, seed=0).images), generator=g)
+    assert [float(v.sum()) for v in views] == pytest.approx([-200.5614, -106.7465, -20.2655], abs=2e-3)
+    assert [float(v[1, 0, 3, 5]) for v in views] == pytest.approx([0.87719, -0.55841, 0.42925], abs=1e-4)
+    assert float(torch.rand(1, generator=g)) == 0.2612995505332947  # the same number of draws
 
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu"])
@@ -167,7 +190,6 @@ def test_rotation_matches_rot90(k: int) -> None:
     expected = torch.rot90(x, k, dims=(-2, -1))
     theta = affine_theta((12, 12), torch.tensor([[6.0, 6.0]]), angle_deg=torch.tensor([90.0 * k]))
     assert torch.allclose(affine_warp(x, theta, (12, 12)), expected, atol=1e-5)
-    assert torch.allclose(perturb(x, "rotation", 90.0 * k), expected, atol=1e-5)
 
 
 def test_rotation_on_non_square_image_does_not_shear() -> None:
@@ -225,59 +247,6 @@ def test_blur_matches_conv_reference_and_sigma_zero_is_identity() -> None:
         ref = F.pad(x[i : i + 1], (r, r, r, r), mode="replicate")
         ref = F.conv2d(F.conv2d(ref, k.view(1, 1, 1, -1)), k.view(1, 1, -1, 1))
         assert torch.allclose(out[i : i + 1], ref, atol=1e-5)
-
-
-# --------------------------------------------------------------------------- perturbations
-
-
-def test_perturbation_tables_are_consistent() -> None:
-    assert set(PERTURBATIONS) == set(PERTURBATION_LEVELS) == set(PERTURBATION_IDENTITY)
-    assert PERTURBATION_LEVELS["rotation"] == [10.0, 20.0, 30.0]
-    assert min(PERTURBATION_LEVELS["scaling"]) == 0.8 and max(PERTURBATION_LEVELS["scaling"]) == 1.2
-    pairs = list(iter_perturbations())
-    assert len(pairs) == sum(len(v) for v in PERTURBATION_LEVELS.values())
-    with pytest.raises(ValueError, match="unknown perturbation"):
-        perturb(torch.zeros(1, 4, 4), "elastic", 1.0)
-
-
-@pytest.mark.parametrize("kind", PERTURBATIONS)
-def test_identity_severity_leaves_image_unchanged(phantoms: torch.Tensor, kind: str) -> None:
-    out = perturb(phantoms, kind, PERTURBATION_IDENTITY[kind])
-    assert torch.equal(out, to_float(phantoms))
-
-
-@pytest.mark.parametrize("kind", PERTURBATIONS)
-def test_effect_grows_with_severity(phantoms: torch.Tensor, kind: str) -> None:
-    clean = to_float(phantoms)
-    ident = PERTURBATION_IDENTITY[kind]
-    for side in (-1, 1):
-        sevs = sorted((s for s in PERTURBATION_LEVELS[kind] if (s - ident) * side > 0), key=lambda s: abs(s - ident))
-        mses = [float(((perturb(phantoms, kind, s) - clean) ** 2).mean()) for s in sevs]
-        assert all(m > 0 for m in mses)
-        assert mses == sorted(mses), (kind, sevs, mses)
-
-
-def test_intensity_and_gamma_values_on_constant_images() -> None:
-    const = torch.full((2, 6, 6), 0.5)
-    assert torch.allclose(perturb(const, "intensity_scale", 1.2), torch.full((2, 1, 6, 6), 0.6))
-    assert torch.allclose(perturb(const, "intensity_shift", -0.1), torch.full((2, 1, 6, 6), 0.4))
-    assert torch.allclose(perturb(const, "gamma", 2.0), torch.full((2, 1, 6, 6), 0.25))
-    assert torch.allclose(perturb(torch.full((1, 4, 4), 0.9), "intensity_shift", 0.2), torch.ones(1, 1, 4, 4))
-    assert torch.allclose(perturb(const, "blur", 1.0), const[:, None], atol=1e-6)
-
-
-def test_noise_is_seeded_and_has_the_right_std() -> None:
-    x = torch.full((4, 32, 32), 0.5)
-    a = perturb(x, "gaussian_noise", 0.05, seed=0)
-    assert torch.equal(a, perturb(x, "gaussian_noise", 0.05, seed=0))
-    assert not torch.equal(a, perturb(x, "gaussian_noise", 0.05, seed=1))
-    assert float((a - 0.5).std()) == pytest.approx(0.05, rel=0.1)
-
-
-def test_scaling_shrinks_and_enlarges() -> None:
-    ones = torch.ones(1, 40, 40)
-    assert float(perturb(ones, "scaling", 0.5).mean()) == pytest.approx(0.25, abs=0.03)
-    assert torch.allclose(perturb(ones, "scaling", 1.2), torch.ones(1, 1, 40, 40))
 
 
 # --------------------------------------------------------------------------- plots

@@ -8,8 +8,10 @@ The arms differ *only* in how the backbone starts and what is trained:
 * ``hybrid``: pretrained backbone, everything trained on the supervised loss of the labelled batch **plus**
   ``ssl_weight`` times the pretraining objective on a batch of unlabelled pool images (Ghesu et al. 2022).
 
-Same data order, augmentation, optimiser and evaluation for every arm; validation AUC every ``eval_every`` steps;
-the best step is chosen on validation and the test split is scored once, with the weights of that step.
+Same data order, augmentation, optimiser and evaluation for every arm: the labelled batch order, the labelled
+augmentation and the hybrid arm's unlabelled side each draw from their own seeded random stream, so every arm sees
+the same labelled batches, augmented the same way, step by step. Validation AUC every ``eval_every`` steps; the best
+step is chosen on validation and the test split is scored once, with the weights of that step.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from medssl_lab.augment import MultiCropAugment, MultiCropConfig, make_generator, prepare
+from medssl_lab.augment import MultiCropAugment, MultiCropConfig, make_generator
 from medssl_lab.checks import check_choices, check_numbers, check_whole
 from medssl_lab.config import progress_bar, resolve_device
 from medssl_lab.data.resize import resize_uint8
@@ -37,13 +39,50 @@ from medssl_lab.data.types import ImageSet
 from medssl_lab.evaluation.convergence import steps_to_reach
 from medssl_lab.evaluation.inference import ImagesLike, image_array, predict_proba
 from medssl_lab.evaluation.metrics import check_labelled, check_task, compute_metrics, n_outputs, targets
+from medssl_lab.evaluation.perturbations import prepare
 from medssl_lab.models import BACKBONES, Classifier, SwAVModel, make_backbone
 from medssl_lab.pretrain import Pretrained, SSLObjective, load_pretrained
 from medssl_lab.profiles import DOWNSTREAM, profile_settings
-from medssl_lab.training import BatchReader, autocast, autocast_dtype, check_finite, endless_batches
+from medssl_lab.training import BatchReader, OptimizerStep, autocast, autocast_dtype, check_finite, endless_batches
 
-#: Downstream training arms of the experiment.
-ARMS: tuple[str, ...] = ("scratch", "linear", "finetune", "hybrid")
+
+@dataclass(frozen=True)
+class Arm:
+    """How one arm starts and what it trains; everything else is the same for every arm."""
+
+    name: str
+    pretrained: bool  # the backbone starts from the pretrained weights (else a fresh initialisation)
+    frozen: bool  # the backbone is frozen: only the new head learns
+    ssl: bool  # the pretraining objective on unlabelled pool batches is added to the supervised loss
+
+    def head_lr(self, cfg: TrainConfig) -> float:
+        """A lone linear head on frozen features needs larger steps (``linear_lr``)."""
+        return cfg.linear_lr if self.frozen and cfg.linear_lr is not None else cfg.lr
+
+    def backbone_lr(self, cfg: TrainConfig) -> float:
+        """Pretrained weights move at ``lr * pretrained_lr_scale``; fresh ones at ``lr``."""
+        return cfg.lr * cfg.pretrained_lr_scale if self.pretrained else cfg.lr
+
+
+#: The arms of the experiment, by name.
+ARM_TYPES: dict[str, Arm] = {
+    arm.name: arm
+    for arm in (
+        Arm("scratch", pretrained=False, frozen=False, ssl=False),
+        Arm("linear", pretrained=True, frozen=True, ssl=False),
+        Arm("finetune", pretrained=True, frozen=False, ssl=False),
+        Arm("hybrid", pretrained=True, frozen=False, ssl=True),
+    )
+}
+#: Their names, in the order of every table.
+ARMS: tuple[str, ...] = tuple(ARM_TYPES)
+#: The random streams of one run, each seeded from the run's seed and its place here (see :func:`random_streams`).
+STREAMS: tuple[str, ...] = ("order", "augment", "ssl_order", "ssl_views")
+
+
+def random_streams(seed: int) -> dict[str, torch.Generator]:
+    """One generator per purpose: what one arm draws for its own needs never shifts what another arm sees."""
+    return {name: make_generator(seed * len(STREAMS) + i) for i, name in enumerate(STREAMS)}
 
 
 @dataclass
@@ -71,7 +110,7 @@ class TrainConfig:
     ssl_batch_size: int | None = None  # hybrid: unlabelled images per step (None: batch_size)
     target: float | None = None  # val AUC for TrainResult.steps_to_target
     eval_batch_size: int = 512
-    amp: str = "auto"  # "auto" (bf16 on CUDA when supported, off elsewhere), "bf16", "off"
+    amp: str = "auto"  # "auto" (on CUDA bf16 when supported, else fp16; off elsewhere), "bf16", "fp16", "off"
     device: str = "auto"
     seed: int = 0
     progress: bool = False
@@ -97,7 +136,7 @@ class TrainConfig:
             ),
             open_low=("lr", "linear_lr"),
         )
-        check_choices("TrainConfig", values, dict(backbone=BACKBONES, amp=("auto", "bf16", "off")))
+        check_choices("TrainConfig", values, dict(backbone=BACKBONES, amp=("auto", "bf16", "fp16", "off")))
         if self.dense_eval is not None and (len(self.dense_eval) != 2 or int(self.dense_eval[0]) < 1):
             raise ValueError(f"TrainConfig.dense_eval must be (every >= 1, until), got {self.dense_eval}")
 
@@ -252,40 +291,48 @@ def as_pretrained(pretrained: Pretrained | str | os.PathLike | None) -> Pretrain
     )
 
 
-def build_classifier(arm: str, pre: Pretrained | None, backbone: str, size: int, n_out: int) -> Classifier:
-    """The arm's classifier: a fresh backbone for scratch (the pretrained architecture when known), else the
-    pretrained one (frozen for the linear arm), and a new linear head."""
-    if arm == "scratch":
-        net, feat_dim = pre.fresh_backbone() if pre is not None else make_backbone(backbone, image_size=size)
-    else:
+def build_classifier(arm: Arm, pre: Pretrained | None, backbone: str, size: int, n_out: int) -> Classifier:
+    """The arm's classifier: the pretrained backbone (frozen if the arm says so) or a fresh one (the pretrained
+    architecture when known), and a new linear head."""
+    if arm.pretrained:
         assert pre is not None
         net, feat_dim = pre.model.backbone, pre.model.feat_dim
+    else:
+        net, feat_dim = pre.fresh_backbone() if pre is not None else make_backbone(backbone, image_size=size)
     model = Classifier(net, feat_dim, n_out)
-    if arm == "linear":
+    if arm.frozen:
         for p in model.backbone.parameters():
             p.requires_grad_(False)
     return model
 
 
-def make_optimizer(arm: str, model: Classifier, ssl_model: SwAVModel | None, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW: the new head at ``lr`` (linear arm: ``linear_lr``); pretrained weights (backbone, and for hybrid the
-    projection head and prototypes) at ``lr * pretrained_lr_scale``."""
+def make_optimizer(arm: Arm, model: Classifier, ssl_model: SwAVModel | None, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW: the new head at the arm's head lr, the backbone (and for hybrid the projection head and prototypes)
+    at its backbone lr."""
     head = list(model.head.parameters())
     body = [p for p in model.backbone.parameters() if p.requires_grad]
     if ssl_model is not None:
         shared = {id(p) for p in head + body}
         body += [p for p in ssl_model.parameters() if p.requires_grad and id(p) not in shared]
-    head_lr = cfg.linear_lr if arm == "linear" and cfg.linear_lr is not None else cfg.lr
-    body_lr = cfg.lr if arm == "scratch" else cfg.lr * cfg.pretrained_lr_scale
-    groups = [{"params": head, "lr": head_lr}] + ([{"params": body, "lr": body_lr}] if body else [])
-    return torch.optim.AdamW(groups, lr=head_lr, weight_decay=cfg.weight_decay)
+    groups = [{"params": head, "lr": arm.head_lr(cfg)}]
+    groups += [{"params": body, "lr": arm.backbone_lr(cfg)}] if body else []
+    return torch.optim.AdamW(groups, lr=arm.head_lr(cfg), weight_decay=cfg.weight_decay)
 
 
 class _HybridPart:
-    """The hybrid arm's unlabelled side: pool batches, their views, and the pretraining objective on them."""
+    """The hybrid arm's unlabelled side: pool batches, their views, and the pretraining objective on them.
+
+    Its batch order and views draw from their own streams, so adding it leaves the labelled side untouched.
+    """
 
     def __init__(
-        self, pre: Pretrained, pool: ImageSet | np.ndarray, size: int, cfg: TrainConfig, device: torch.device
+        self,
+        pre: Pretrained,
+        pool: ImageSet | np.ndarray,
+        size: int,
+        cfg: TrainConfig,
+        device: torch.device,
+        streams: dict[str, torch.Generator],
     ) -> None:
         self.model = pre.model.to(device)
         self.objective = SSLObjective(self.model, pre.config, continued=True)
@@ -297,10 +344,11 @@ class _HybridPart:
         batch = min(cfg.ssl_batch_size or cfg.batch_size, len(images))
         if batch < 2:
             raise ValueError(f"the hybrid pool needs at least 2 images, got {len(images)}")
-        self.batches = endless_batches(len(images), batch, make_generator(cfg.seed + 1))
+        self.batches = endless_batches(len(images), batch, streams["ssl_order"])
+        self.generator = streams["ssl_views"]
 
-    def loss(self, generator: torch.Generator, amp: torch.dtype | None) -> Tensor:
-        views = self.augment(self.reader.get(next(self.batches)), generator=generator)
+    def loss(self, amp: torch.dtype | None) -> Tensor:
+        views = self.augment(self.reader.get(next(self.batches)), generator=self.generator)
         self.model.train()
         with keep_bn_statistics(self.model):
             loss, _ = self.objective(views, amp=amp)
@@ -310,8 +358,9 @@ class _HybridPart:
 # --------------------------------------------------------------------------- the loop
 
 
-def _check_inputs(arm: str, train: ImageSet, val: ImageSet, test: ImageSet, pretrained: object, pool: object) -> None:
-    if arm not in ARMS:
+def _check_inputs(arm: str, train: ImageSet, val: ImageSet, test: ImageSet, pretrained: object, pool: object) -> Arm:
+    """The arm named ``arm``, after checking that the splits and inputs make a meaningful run of it."""
+    if arm not in ARM_TYPES:
         raise ValueError(f"unknown arm {arm!r}; choose one of {ARMS}")
     check_task(train.task)
     if val.task != train.task or test.task != train.task:
@@ -320,10 +369,11 @@ def _check_inputs(arm: str, train: ImageSet, val: ImageSet, test: ImageSet, pret
         raise ValueError(f"need at least 2 labelled training images, got {len(train)}")
     for name, split in (("train", train), ("val", val), ("test", test)):
         check_labelled(name, split)
-    if arm != "scratch" and pretrained is None:
+    if ARM_TYPES[arm].pretrained and pretrained is None:
         raise ValueError(f"arm {arm!r} needs pretrained= (a Pretrained or a checkpoint path)")
-    if arm == "hybrid" and pool is None:
-        raise ValueError("arm 'hybrid' needs pool= (unlabelled images for the SSL part)")
+    if ARM_TYPES[arm].ssl and pool is None:
+        raise ValueError(f"arm {arm!r} needs pool= (unlabelled images for the SSL part)")
+    return ARM_TYPES[arm]
 
 
 class _ArmRun:
@@ -331,7 +381,7 @@ class _ArmRun:
 
     def __init__(
         self,
-        arm: str,
+        arm: Arm,
         train: ImageSet,
         pre: Pretrained | None,
         pool: ImageSet | np.ndarray | None,
@@ -343,37 +393,40 @@ class _ArmRun:
         self.multilabel = check_task(train.task)
         size = int(cfg.image_size or 0)
         self.model = build_classifier(arm, pre, cfg.backbone, size, n_out).to(device)
+        self.streams = random_streams(cfg.seed)
         self.hybrid = (
-            _HybridPart(pre, pool, size, cfg, device) if arm == "hybrid" and pre and pool is not None else None
+            _HybridPart(pre, pool, size, cfg, device, self.streams) if arm.ssl and pre and pool is not None else None
         )
         self.optimizer = make_optimizer(arm, self.model, self.hybrid.model if self.hybrid else None, cfg)
+        self.optimizer_step = OptimizerStep(self.optimizer, autocast_dtype(cfg.amp, device), device)
         self.images = uint8_images(train, size, device)
         self.labels = torch.as_tensor(targets(train.labels, self.multilabel), device=device)
         self.augment = supervised_augment(size) if cfg.augment else None
-        self.generator = make_generator(cfg.seed)
-        self.batches = endless_batches(len(self.images), min(cfg.batch_size, len(self.images)), self.generator)
-        amp = autocast_dtype(cfg.amp, device)
-        self.amp = amp if amp == torch.bfloat16 else None  # no gradient scaler here: fp16 would run in float32
+        self.batches = endless_batches(len(self.images), min(cfg.batch_size, len(self.images)), self.streams["order"])
+
+    def labelled_batch(self) -> tuple[Tensor, Tensor]:
+        """The next labelled batch: its indices and its (augmented, normalised) images."""
+        index = next(self.batches).to(self.device)
+        batch = self.images[index]
+        if self.augment is None:
+            return index, prepare(batch)
+        return index, self.augment(batch, generator=self.streams["augment"])[0]
 
     def train_step(self, step: int) -> dict[str, float]:
         """One optimisation step; returns the loss and its supervised and SSL parts."""
         self.model.train()
-        if self.arm == "linear":
+        if self.arm.frozen:
             self.model.backbone.eval()  # frozen: batch-norm statistics stay the pretrained ones
-        index = next(self.batches).to(self.device)
-        batch = self.images[index]
-        x = self.augment(batch, generator=self.generator)[0] if self.augment is not None else prepare(batch)
-        with autocast(self.amp, self.device):
+        index, x = self.labelled_batch()
+        with autocast(self.optimizer_step.amp, self.device):
             logits = self.model(x)
         sup = supervised_loss(logits, self.labels[index], self.multilabel)
-        ssl = self.hybrid.loss(self.generator, self.amp) if self.hybrid else torch.zeros((), device=self.device)
+        ssl = self.hybrid.loss(self.optimizer_step.amp) if self.hybrid else torch.zeros((), device=self.device)
         loss = sup + self.cfg.ssl_weight * ssl
-        check_finite(loss, f"in the {self.arm} arm at step {step}", f"Lower lr (now {self.cfg.lr}) or set amp='off'.")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        if self.hybrid is not None:
-            self.hybrid.objective.after_optimizer_step()
+        check_finite(
+            loss, f"in the {self.arm.name} arm at step {step}", f"Lower lr (now {self.cfg.lr}) or set amp='off'."
+        )
+        self.optimizer_step(loss, after=self.hybrid.objective.after_optimizer_step if self.hybrid else None)
         return {
             "step": step,
             "loss": float(loss.detach()),
@@ -399,7 +452,7 @@ def _fit(run: _ArmRun, val: ImageSet) -> tuple[list[tuple[int, float]], list[dic
     best_auc, best_step, best_state = -math.inf, cfg.steps, None
     steps: Any = range(1, cfg.steps + 1)
     if cfg.progress:
-        steps = progress_bar(steps, desc=f"train {run.arm}", dynamic_ncols=True)
+        steps = progress_bar(steps, desc=f"train {run.arm.name}", dynamic_ncols=True)
     for step in steps:
         losses.append(run.train_step(step))
         if cfg.is_eval_step(step):
@@ -410,7 +463,9 @@ def _fit(run: _ArmRun, val: ImageSet) -> tuple[list[tuple[int, float]], list[dic
                 best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
     if best_state is None:
         warnings.warn(
-            f"{run.arm}: validation AUC was never defined; the final weights are kept", RuntimeWarning, stacklevel=2
+            f"{run.arm.name}: validation AUC was never defined; the final weights are kept",
+            RuntimeWarning,
+            stacklevel=2,
         )
         return curve, losses, best_step, float("nan")
     run.model.load_state_dict(best_state)
@@ -442,7 +497,7 @@ def train_classifier(
         pool: unlabelled images for ``hybrid`` (ImageSet or uint8 array); resized to the training size.
         config: the knobs (:class:`TrainConfig`); ``overrides`` replace its fields.
     """
-    _check_inputs(arm, train, val, test, pretrained, pool)
+    arm_type = _check_inputs(arm, train, val, test, pretrained, pool)
     cfg = replace(config or TrainConfig(), **overrides)
     start_time = time.perf_counter()
     pre = as_pretrained(pretrained)  # loaded before seeding: a path and an object draw the same random numbers
@@ -451,7 +506,7 @@ def train_classifier(
     n_out = n_outputs(train.task, train.labels, val.labels, test.labels)
     if not check_task(train.task):
         n_out = max(n_out, len(train.class_names))
-    run = _ArmRun(arm, train, pre, pool, cfg, n_out, resolve_device(cfg.device))
+    run = _ArmRun(arm_type, train, pre, pool, cfg, n_out, resolve_device(cfg.device))
     curve, losses, best_step, best_auc = _fit(run, val)
     test_metrics = run.score(test)
     run.model.eval()

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from medssl_lab.augment import perturb, prepare
 from medssl_lab.config import progress_bar, resolve_device
 from medssl_lab.data.stack import ImageStack
 from medssl_lab.data.types import ImageSet
 from medssl_lab.evaluation.metrics import check_task
+from medssl_lab.evaluation.perturbations import perturb, prepare
 from medssl_lab.models import SwAVModel
 
 ImagesLike = ImageSet | np.ndarray | Tensor | ImageStack
@@ -107,7 +107,7 @@ def extract_features(
 ) -> np.ndarray:
     """Backbone features of every image, with the model frozen (eval mode, no gradients).
 
-    Images go through :func:`medssl_lab.augment.prepare`, the normalisation used in
+    Images go through :func:`medssl_lab.evaluation.perturbations.prepare`, the normalisation used in
     training, and are resized to ``image_size`` (pass the pretraining size) so that the
     encoder sees what it was trained on.
 
@@ -176,7 +176,7 @@ def predict_proba(
         image_size: resize first (None: as stored).
         batch_size: images per forward pass.
         device: where to run.
-        perturbation: optional ``(kind, severity)`` of :func:`medssl_lab.augment.perturb`,
+        perturbation: optional ``(kind, severity)`` of :func:`medssl_lab.evaluation.perturbations.perturb`,
             applied to the stored images before resizing and normalising.
         seed: noise seed of the perturbation.
     """

@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medssl_lab.augment import prepare
 from medssl_lab.data.medmnist import load_medmnist
 from medssl_lab.data.mednist import load_mednist
 from medssl_lab.data.types import ImageSet
 from medssl_lab.evaluation.clusters import cluster_metrics, kmeans_assignments
 from medssl_lab.evaluation.inference import extract_assignments, extract_features
+from medssl_lab.evaluation.perturbations import prepare
 from medssl_lab.evaluation.probes import few_shot_metric, knn_probe, linear_probe
 from medssl_lab.evaluation.sampling import per_class_indices
 from medssl_lab.models import SwAVModel

@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from medssl_lab.augment import PERTURBATION_LEVELS, iter_perturbations
 from medssl_lab.data.types import ImageSet
 from medssl_lab.evaluation.inference import predict_proba
 from medssl_lab.evaluation.metrics import compute_metrics
+from medssl_lab.evaluation.perturbations import PERTURBATION_LEVELS, iter_perturbations
 
 
 def robustness_curve(
@@ -26,14 +26,14 @@ def robustness_curve(
 ) -> list[dict[str, Any]]:
     """Test AUC under graded perturbations, and the drop from the clean AUC.
 
-    Perturbations (:func:`medssl_lab.augment.perturb`) act on the stored images, before
+    Perturbations (:func:`~medssl_lab.evaluation.perturbations.perturb`) act on the stored images, before
     resizing to ``image_size`` and normalising, like a change at acquisition time.
 
     Args:
         model: a classifier mapping normalised images to logits (``TrainResult.model``).
         test: the test split.
         task: default ``test.task``.
-        levels: ``{kind: [severity, ...]}`` (default :data:`~medssl_lab.augment.PERTURBATION_LEVELS`).
+        levels: ``{kind: [severity, ...]}`` (default :data:`~medssl_lab.evaluation.perturbations.PERTURBATION_LEVELS`).
         image_size: the classifier's input size (``TrainResult.config.image_size`` or the
             size it was trained at); None keeps the stored size.
         batch_size, device: inference settings.

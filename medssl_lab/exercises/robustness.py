@@ -2,7 +2,7 @@
 
 The gamma check runs on a real CT slice (pydicom's ``CT_small.dcm`` through two display windows), seeded images
 and two named 2 x 2 images, one with values slightly outside [0, 1], and compares with the package's own
-:func:`medssl_lab.augment.perturb`. The drop check runs on robustness rows shaped like
+:func:`medssl_lab.evaluation.perturbations.perturb`. The drop check runs on robustness rows shaped like
 :func:`medssl_lab.evaluation.robustness.robustness_curve`'s and compares with the library's ``mean_drops``.
 """
 
@@ -16,9 +16,10 @@ import numpy as np
 import torch
 from pydicom.data import get_testdata_file
 
-from medssl_lab.augment import PERTURBATION_LEVELS, make_generator, perturb, to_float
+from medssl_lab.augment import make_generator, to_float
 from medssl_lab.data.dicom import load_dicom, window_image
 from medssl_lab.data.resize import resize_uint8
+from medssl_lab.evaluation.perturbations import PERTURBATION_LEVELS, perturb
 from medssl_lab.evaluation.robustness import mean_drops
 from medssl_lab.exercises.feedback import Case, CheckResult, Mistake, Problem, array_problem, run_check
 
@@ -104,7 +105,7 @@ def check_gamma_perturbation(student: Callable[[torch.Tensor, float], Any]) -> C
             Mistake("gamma is an exponent (x to the power gamma), not a factor", _times),
             Mistake("keep the channel axis: return the same shape as the input, (B, 1, H, W)", _squeezed),
         ],
-        library_name="medssl_lab.augment.perturb(images, 'gamma', gamma)",
+        library_name="medssl_lab.evaluation.perturbations.perturb(images, 'gamma', gamma)",
     )
 
 

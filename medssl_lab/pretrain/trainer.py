@@ -40,7 +40,7 @@ from medssl_lab.pretrain.config import PretrainConfig, build_model
 from medssl_lab.pretrain.distributed import process_device, rank_and_world, wrap_for_processes
 from medssl_lab.pretrain.objective import SSLObjective
 from medssl_lab.pretrain.pretrained import Pretrained, load_pretrained
-from medssl_lab.training import BatchReader, autocast_dtype, check_finite
+from medssl_lab.training import BatchReader, OptimizerStep, autocast_dtype, check_finite
 
 
 @dataclass
@@ -117,7 +117,9 @@ class Pretrainer:
             self.total_steps = min(self.total_steps, config.max_steps)
         self.optimizer = _make_optimizer(self.model, config)
         self.amp_dtype = autocast_dtype(config.amp, self.device)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.optimizer_step = OptimizerStep(
+            self.optimizer, self.amp_dtype, self.device, config.grad_clip, self.model.parameters()
+        )
         self.aug_generator = make_generator(config.seed * 1000 + self.rank, self.device)
         self.step = 0
         self.train_seconds = 0.0  # wall time spent in fit(), summed over resumes: the run's compute cost
@@ -169,15 +171,11 @@ class Pretrainer:
             f"Try a lower lr (now {c.lr}), a longer warm-up, grad_clip, or amp='bf16'/'off' instead of "
             f"fp16. The last good checkpoint is kept in {self.out_dir}.",
         )
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.objective.before_optimizer_step(self.step)
-        if c.grad_clip:
-            self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.objective.after_optimizer_step()
+        self.optimizer_step(
+            loss,
+            before=lambda: self.objective.before_optimizer_step(self.step),
+            after=self.objective.after_optimizer_step,
+        )
         return {"loss": float(loss.detach()), **metrics}
 
     # ------------------------------------------------------------------ the loop
@@ -270,7 +268,7 @@ class Pretrainer:
             "data": self.provenance,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict(),
+            "scaler": self.optimizer_step.scaler.state_dict(),
             "step": self.step,
             "train_seconds": self.train_seconds,
             "aug_rng": self.aug_generator.get_state(),
@@ -294,7 +292,7 @@ class Pretrainer:
         check_resumable(state, self.config, self.provenance, self.out_dir or "the checkpoint")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
+        self.optimizer_step.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.train_seconds = float(state.get("train_seconds", 0.0))
         self.aug_generator.set_state(state["aug_rng"].to(self.aug_generator.get_state().device))

@@ -17,7 +17,7 @@ from medssl_lab.evaluation import clusters as C
 
 def _model_outputs(model: torch.nn.Module, images: np.ndarray, size: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """(embeddings, prototype scores) of a SwAVModel in eval mode (a tiny stand-in for an extractor)."""
-    from medssl_lab.augment import prepare
+    from medssl_lab.evaluation.perturbations import prepare
 
     model.eval()
     with torch.no_grad():

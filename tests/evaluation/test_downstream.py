@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
 
 import medssl_lab.evaluation.downstream as ds
 from medssl_lab.data.stack import ImageStack
@@ -66,6 +67,51 @@ def test_every_arm_trains_with_the_same_loop(arm: str, splits, pretrained, monke
     start = {k[len("backbone.") :]: v for k, v in before.items() if k.startswith("backbone.")}
     unchanged = all(torch.equal(start[k], v) for k, v in trained.items())
     assert unchanged == (arm == "linear")  # frozen (weights and batch-norm statistics) only in the linear arm
+
+
+def test_every_arm_sees_the_same_labelled_batches_and_augmentations_step_by_step(
+    splits, pretrained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The comparison's fairness: only the arm differs, never the data (three epochs, augmentation on)."""
+    seen: list[tuple[Tensor, Tensor]] = []
+    real = ds._ArmRun.labelled_batch
+
+    def recording(run: ds._ArmRun) -> tuple[Tensor, Tensor]:
+        index, x = real(run)
+        seen.append((index.clone(), x.clone()))
+        return index, x
+
+    monkeypatch.setattr(ds._ArmRun, "labelled_batch", recording)
+    train, val, test = splits
+    pool = make_phantoms(40, 32, seed=7).images
+    batches = {}
+    for arm in ds.ARMS:
+        seen.clear()
+        settings = {**SMOKE, "steps": 12, "eval_every": 12}
+        train_classifier(
+            arm, train, val, test, pretrained=pretrained, pool=pool if arm == "hybrid" else None, **settings
+        )
+        batches[arm] = list(seen)
+    assert len(batches["scratch"]) == 12
+    assert not torch.equal(batches["scratch"][0][1], batches["scratch"][4][1])  # augmented anew each epoch
+    for arm in ds.ARMS:
+        for step, ((index, x), (index0, x0)) in enumerate(zip(batches[arm], batches["scratch"]), 1):
+            assert torch.equal(index, index0) and torch.equal(x, x0), f"{arm} differs from scratch at step {step}"
+
+
+def test_arms_are_declared_by_what_they_start_from_freeze_and_add() -> None:
+    cfg = TrainConfig(lr=1e-3, linear_lr=3e-2, pretrained_lr_scale=0.5)
+    lrs = {name: (arm.head_lr(cfg), arm.backbone_lr(cfg)) for name, arm in ds.ARM_TYPES.items()}
+    assert lrs == {
+        "scratch": (1e-3, 1e-3),
+        "linear": (3e-2, 5e-4),
+        "finetune": (1e-3, 5e-4),
+        "hybrid": (1e-3, 5e-4),
+    }
+    assert [name for name, arm in ds.ARM_TYPES.items() if arm.ssl] == ["hybrid"]
+    assert (
+        len({seed for seed in range(5) for seed in [g.initial_seed() for g in ds.random_streams(seed).values()]}) == 20
+    )
 
 
 def test_hybrid_weight_and_validation_errors(splits, pretrained) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from medssl_lab.augment import PERTURBATION_LEVELS
+from medssl_lab.evaluation.perturbations import PERTURBATION_LEVELS
 from medssl_lab.evaluation.robustness import mean_drops, robustness_curve
 from medssl_lab.models import Classifier, make_backbone
 
