@@ -7,7 +7,8 @@ Usage:
 Reads each budget's row of ``results/recipe_search.csv`` (benchmark figures, CPU-minutes)
 and, where present, of ``results/downstream_gain.csv`` (fine-tuning minus scratch, test
 AUC); scores random init and raw pixels beside them; writes ``results/compute_curve.csv``
-and ``results/compute_curve.png``. Run ``recipe_search.py`` and ``downstream_gain.py`` for
+and ``results/compute_curve.png``, and copies the CSV to ``medssl_lab/results/`` (package data: notebook 01 plots
+it from an installed package too). Run ``recipe_search.py`` and ``downstream_gain.py`` for
 the variants first.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -26,6 +28,7 @@ from medssl_lab.pretrain import PretrainConfig
 from medssl_lab.viz import plot_compute_curve
 
 RESULTS = Path(__file__).parent / "results"
+PACKAGED = Path(__file__).parents[1] / "medssl_lab" / "results" / "compute_curve.csv"
 FIGURES = ("pneumonia_10shot_auc", "mednist_fewshot_acc", "cluster_class_nmi", "score")
 EPOCHS, POOL = "more epochs, whole pool", "more images, 4 epochs"
 
@@ -97,6 +100,7 @@ def main() -> None:
         writer.writerows(points)
         for name, values in baselines.items():
             writer.writerow({"label": name, **{k: round(values[k], 4) for k in FIGURES}})
+    shutil.copyfile(RESULTS / "compute_curve.csv", PACKAGED)
     fig = plot_compute_curve(points, baselines, FIGURES, gains)
     fig.savefig(RESULTS / "compute_curve.png", dpi=130)
     for p in points:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from medssl_lab.data.pool import epoch_batches
+from medssl_lab.data.sampling import epoch_batches
 from medssl_lab.data.stack import ImageStack
 from medssl_lab.errors import TrainingError
 

@@ -25,6 +25,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,9 @@ from medssl_lab.evaluation.sampling import per_class_indices
 from medssl_lab.models import SwAVModel
 from medssl_lab.pretrain import PretrainConfig, build_model, load_pretrained
 
-#: The committed compute curve of ``benchmarks/compute_curve.py`` (present in a checkout of the repository).
-COMPUTE_CURVE = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "compute_curve.csv"
+#: The compute curve of ``benchmarks/compute_curve.py``, shipped as package data so that an installed package
+#: (Colab) has it too.
+COMPUTE_CURVE = resources.files("medssl_lab") / "results" / "compute_curve.csv"
 SHOTS: tuple[int, ...] = (1, 2, 5, 10)
 PNEUMONIA_SHOTS = 10
 #: The figures averaged into ``score``: the low-label probes, the full-label probes and the clusters.
@@ -194,21 +196,21 @@ def format_table(rows: dict[str, dict[str, float]], split: str) -> str:
 
 
 def read_compute_curve(
-    path: str | os.PathLike = COMPUTE_CURVE,
+    path: str | os.PathLike | None = None,
 ) -> tuple[list[dict], dict[str, dict[str, float]], list[dict]] | None:
-    """The budgets, baselines and downstream gains of a compute-curve CSV.
+    """The budgets, baselines and downstream gains of a compute-curve CSV (default: the shipped one).
 
-    In the form :func:`~medssl_lab.viz.plot_compute_curve` takes them.
-
-    Returns None when the file is not there (an installed package without the repository).
+    In the form :func:`~medssl_lab.viz.plot_compute_curve` takes them. Returns None when the file is not there.
     """
     import csv
 
-    path = Path(path)
-    if not path.is_file():
+    source = COMPUTE_CURVE if path is None else Path(path)
+    if not source.is_file():
         return None
+    with source.open() as handle:
+        rows = list(csv.DictReader(handle))
     points, baselines, gains = [], {}, []
-    for row in csv.DictReader(path.open()):
+    for row in rows:
         values = {
             k: float(v) for k, v in row.items() if k not in ("label", "variant", "series") and v not in ("", None)
         }

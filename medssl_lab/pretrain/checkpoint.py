@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from medssl_lab.data.pool import describe_provenance
+from medssl_lab.data.provenance import describe_provenance
 from medssl_lab.errors import TrainingError
 from medssl_lab.files import atomic_file, remove_leftovers
 from medssl_lab.pretrain.config import PretrainConfig

@@ -17,7 +17,7 @@ from torch import nn
 
 from medssl_lab.augment import MultiCropConfig
 from medssl_lab.config import resolve_device
-from medssl_lab.data.pool import describe_provenance
+from medssl_lab.data.provenance import describe_provenance
 from medssl_lab.models import SwAVModel, make_backbone
 from medssl_lab.pretrain.checkpoint import checkpoint_file, load_checkpoint
 from medssl_lab.pretrain.config import PretrainConfig, build_model
@@ -30,7 +30,7 @@ class Pretrained:
     Attributes:
         model: the SwAV model.
         config: the settings it was trained with.
-        data: what it was trained on (:func:`medssl_lab.data.pool.pool_provenance`); empty when unknown.
+        data: what it was trained on (:func:`medssl_lab.data.provenance.pool_provenance`); empty when unknown.
         origin: one sentence on where it came from (a checkpoint, a run of this session).
     """
 

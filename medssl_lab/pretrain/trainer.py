@@ -25,7 +25,8 @@ from torch import nn
 
 from medssl_lab.augment import MultiCropAugment, make_generator
 from medssl_lab.config import progress_bar
-from medssl_lab.data.pool import balanced_weights, epoch_batches, pool_provenance
+from medssl_lab.data.provenance import pool_provenance
+from medssl_lab.data.sampling import balanced_weights, epoch_batches
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
 from medssl_lab.losses import collapse_hint

@@ -19,7 +19,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from medssl_lab.cli import main
-from medssl_lab.data.pool import describe_provenance
+from medssl_lab.data.provenance import describe_provenance
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
