@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from medssl_lab.data.intensity import to_uint8_by_range
+from medssl_lab.data.resize import resize_uint8
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import DataError
 
@@ -23,17 +24,17 @@ def decode_gray(data: bytes | Path, where: str, size: int | None = None) -> np.n
 
     8-bit and colour images are converted to grey by PIL; 16-bit, 32-bit and float images are
     scaled by :func:`~medssl_lab.data.intensity.to_uint8_by_range` (their bit depth in use, or
-    their finite range), never clipped to 8 bits.
+    their finite range), never clipped to 8 bits. The resize is the package's one uint8 resize
+    (:func:`~medssl_lab.data.resize.resize_uint8`): a folder loaded at a size has the pixels of
+    one loaded as it is and resized later, in a pool or a stack.
     """
     try:
         with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as img:
             if img.mode in WIDE_MODES:
-                gray = Image.fromarray(to_uint8_by_range(np.asarray(img), where))
+                gray = np.asarray(to_uint8_by_range(np.asarray(img), where), dtype=np.uint8)
             else:
-                gray = img.convert("L")
-            if size is not None and gray.size != (size, size):
-                gray = gray.resize((size, size), Image.Resampling.BILINEAR)
-            return np.asarray(gray, dtype=np.uint8)
+                gray = np.asarray(img.convert("L"), dtype=np.uint8)
+        return gray if size is None else resize_uint8(gray[None], size)[0]
     except DataError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:

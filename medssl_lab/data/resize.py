@@ -1,4 +1,11 @@
-"""The one way the package changes the size of uint8 images: antialiased bilinear, in chunks to bound memory."""
+"""The one way the package resizes stored uint8 images: antialiased bilinear, in chunks to bound memory.
+
+Every resize of data images kept as uint8 goes through here (image folders at load, store ingest, pools and image
+stacks, downstream training sets), so an image resized at any of these steps has the same pixels.
+Float images on the device are resampled elsewhere, on purpose: the augmentation's affine warp
+(:func:`medssl_lab.augment.affine_warp`, crop, rotation and resize in one pass) and the evaluation input
+(:func:`medssl_lab.evaluation.perturbations.prepare`, no rounding to 8 bits).
+"""
 
 from __future__ import annotations
 
