@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 from medssl_lab.data.dicom import example_dicom_folders
-from medssl_lab.data.store.decode import Rules
 from medssl_lab.data.store.ingest import ingest
+from medssl_lab.data.store.rules import Rules
 
 
 def build_tree(root: Path, copies: int) -> int:

@@ -71,8 +71,8 @@ print(json.dumps({"kind": kind, "images": len(pool), "rate": rate, "peak_mb": pe
 
 def make_store(root: Path, n_images: int) -> None:
     """The synthetic store, written through the package's own shard writer (resumable: done shards are kept)."""
-    from medssl_lab.data.store.decode import Rules
     from medssl_lab.data.store.layout import StoreLayout, create_or_check, save_shard
+    from medssl_lab.data.store.rules import Rules
 
     create_or_check(root, Rules(size=32), files_per_shard=SHARD)
     layout = StoreLayout(root)

@@ -115,8 +115,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from medssl_lab.data.store.decode import Rules, named_window
     from medssl_lab.data.store.ingest import ingest
+    from medssl_lab.data.store.rules import Rules, named_window
 
     rules = Rules(
         size=args.size,

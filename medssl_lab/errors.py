@@ -16,3 +16,23 @@ class DataError(MedsslError, ValueError):
 
 class TrainingError(MedsslError, RuntimeError):
     """Training went wrong in a way the user can act on (NaN loss, collapse, bad checkpoint)."""
+
+
+# The DICOM reader's failures, by kind, so that callers decide by type and never by the words of a message
+# (a store's rejected table, a folder scan that skips files that are not DICOM).
+
+
+class NotDicom(DataError):
+    """The file is not DICOM at all (text, PNG, ...): a folder scan skips it, a store rejects it as not an image."""
+
+
+class CorruptDicom(DataError):
+    """A DICOM file that cannot be parsed, or whose pixels cannot be read: truncated, damaged or mis-described."""
+
+
+class NoPixelData(DataError):
+    """A DICOM object without pixels: a plan or report, or a file cut off before its pixel data."""
+
+
+class UnsupportedTransferSyntax(DataError):
+    """Compressed pixels that no installed decoder reads: the fix is a plugin or a conversion, not a re-copy."""

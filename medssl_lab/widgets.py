@@ -31,7 +31,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from medssl_lab.config import interactive_setting
-from medssl_lab.data.dicom import WINDOW_PRESETS
+from medssl_lab.data.windowing import WINDOW_PRESETS
 from medssl_lab.evaluation.clusters import as_numpy, label_vector
 from medssl_lab.viz import plot_image_grid, plot_prototype_gallery, plot_views, plot_windows
 

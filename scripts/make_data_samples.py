@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from medssl_lab.data.dicom import write_dicom, write_dicom_series
+from medssl_lab.data.dicom_writer import write_dicom, write_dicom_series
 from medssl_lab.data.synthetic import LESION_HU, PHANTOM_CLASSES, make_phantoms, phantom_hu
 
 SEED = 2022

@@ -16,8 +16,9 @@ import numpy as np
 import pydicom
 from pydicom.data import get_testdata_file
 
-from medssl_lab.data.dicom import WINDOW_PRESETS, image_from_dataset
+from medssl_lab.data.dicom_image import image_from_dataset
 from medssl_lab.data.intensity import apply_window
+from medssl_lab.data.windowing import WINDOW_PRESETS
 from medssl_lab.exercises.feedback import Case, CheckResult, Mistake, array_problem, run_check
 
 # ---------------------------------------------------------------------------- Hounsfield units

@@ -17,8 +17,9 @@ import torch
 from pydicom.data import get_testdata_file
 
 from medssl_lab.augment import make_generator, to_float
-from medssl_lab.data.dicom import load_dicom, window_image
+from medssl_lab.data.dicom import load_dicom
 from medssl_lab.data.resize import resize_uint8
+from medssl_lab.data.windowing import window_image
 from medssl_lab.evaluation.perturbations import PERTURBATION_LEVELS, perturb
 from medssl_lab.evaluation.robustness import mean_drops
 from medssl_lab.exercises.feedback import Case, CheckResult, Mistake, Problem, array_problem, run_check

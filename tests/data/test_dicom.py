@@ -1,11 +1,12 @@
-"""DICOM reading, windowing and writing, checked on real files shipped with pydicom(-data)."""
+"""DICOM reading, checked on real files shipped with pydicom(-data): values, series, one policy, typed errors."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import shutil
-import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,22 +16,14 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.encaps import encapsulate
-from pydicom.uid import UID
 
-from medssl_lab.data.dicom import (
-    WINDOW_PRESETS,
-    DicomImage,
-    apply_window,
-    load_dicom,
-    read_dicom,
-    read_dicom_series,
-    to_uint8,
-    window_image,
-    write_dicom,
-    write_dicom_series,
-)
+from medssl_lab.data.dicom import load_dicom, read_dicom, read_dicom_series
+from medssl_lab.data.dicom_image import DicomImage
+from medssl_lab.data.dicom_writer import write_dicom, write_dicom_series
+from medssl_lab.data.intensity import apply_window
 from medssl_lab.data.synthetic import AIR_HU, BONE_HU, LESION_HU, LUNG_HU, PHANTOM_CLASSES, TISSUE_HU
-from medssl_lab.errors import DataError
+from medssl_lab.data.windowing import to_uint8, window_image
+from medssl_lab.errors import CorruptDicom, DataError, NoPixelData, NotDicom, UnsupportedTransferSyntax
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "data_samples"
@@ -241,97 +234,7 @@ def test_modality_lut_sequence_is_applied() -> None:
     assert img.pixels.min() == 0.0 and img.pixels.max() == 65535.0
 
 
-# ---------------------------------------------------------------- windows
-
-
-def test_window_presets_values() -> None:
-    assert WINDOW_PRESETS == {
-        "lung": (-600.0, 1500.0),
-        "mediastinum": (50.0, 350.0),
-        "brain": (40.0, 80.0),
-        "bone": (400.0, 1800.0),
-        "abdomen": (40.0, 400.0),
-    }
-
-
-def test_window_image_presets_and_pairs() -> None:
-    ct = read_dicom(pydicom_file("CT_small.dcm"))
-    for name, (center, width) in WINDOW_PRESETS.items():
-        np.testing.assert_array_equal(window_image(ct, name), apply_window(ct.pixels, center, width))
-    np.testing.assert_array_equal(window_image(ct, "BONE"), window_image(ct, (400, 1800)))
-    brain = window_image(ct, "brain")
-    lung = window_image(ct, "lung")
-    assert (brain == 0).mean() > (lung == 0).mean()  # the narrow window clips far more
-    with pytest.raises(ValueError, match="lung"):
-        window_image(ct, "liver")
-    with pytest.raises(DataError, match="CT_small.dcm"):
-        window_image(ct, "file")  # CT_small has no window of its own
-    u8 = to_uint8(ct)  # min-max fallback
-    assert u8.min() == 0 and u8.max() == 255
-    assert u8[0][ct.pixels[0] == -896.0].max() == 0
-
-
-# ---------------------------------------------------------------- writing and series
-
-
-def test_write_dicom_round_trip_ct(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    hu = rng.integers(-1024, 3000, size=(20, 30)).astype(np.float32)
-    path = write_dicom(tmp_path / "sub" / "ct.dcm", hu, "CT", spacing=(0.5, 0.7), window=(40, 400), slice_thickness=2)
-    assert path.exists() and [p.name for p in path.parent.iterdir()] == ["ct.dcm"]  # no temp files left
-    ds = pydicom.dcmread(path)
-    assert ds.SOPClassUID == pydicom.uid.CTImageStorage == ds.file_meta.MediaStorageSOPClassUID
-    assert ds.SOPInstanceUID == ds.file_meta.MediaStorageSOPInstanceUID
-    for uid in (ds.SOPInstanceUID, ds.SeriesInstanceUID, ds.StudyInstanceUID, ds.FrameOfReferenceUID):
-        assert UID(uid).is_valid
-    assert len({ds.SOPInstanceUID, ds.SeriesInstanceUID, ds.StudyInstanceUID}) == 3
-    assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
-    assert str(ds.PatientName) == "Phantom^Synthetic"
-    assert ds.PixelRepresentation == 1 and ds.BitsAllocated == 16 and ds.pixel_array.dtype == np.int16
-    assert float(ds.RescaleIntercept) == -1024.0 and float(ds.RescaleSlope) == 1.0 and ds.RescaleType == "HU"
-    np.testing.assert_array_equal(ds.pixel_array, (hu + 1024).astype(np.int16))
-    img = read_dicom(path)
-    np.testing.assert_array_equal(img.pixels[0], hu)
-    assert (img.window_center, img.window_width) == (40.0, 400.0)
-    assert img.spacing == (0.5, 0.7) and img.modality == "CT"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # readable by all, like any data file
-
-
-def test_write_dicom_monochrome1_round_trip(tmp_path: Path) -> None:
-    values = np.arange(0, 4000, 10, dtype=np.float32).reshape(20, 20)
-    path = write_dicom(tmp_path / "cr.dcm", values, "CR", window=(1000, 2000), photometric="MONOCHROME1")
-    ds = pydicom.dcmread(path)
-    assert ds.SOPClassUID == pydicom.uid.ComputedRadiographyImageStorage
-    assert ds.PhotometricInterpretation == "MONOCHROME1" and ds.PixelRepresentation == 0
-    np.testing.assert_array_equal(ds.pixel_array, 65535 - values.astype(np.uint16))  # stored inverted
-    img = read_dicom(path)
-    np.testing.assert_array_equal(img.pixels[0], values)  # read back: bright = dense again
-    assert img.window_center == 1000.0
-
-
-def test_write_dicom_rejects_bad_input(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match=r"\(H, W\)"):
-        write_dicom(tmp_path / "a.dcm", np.zeros((2, 3, 4)))
-    with pytest.raises(ValueError, match="NaN"):
-        write_dicom(tmp_path / "a.dcm", np.full((4, 4), np.nan))
-    with pytest.raises(ValueError, match="rescale_slope"):
-        write_dicom(tmp_path / "a.dcm", np.full((4, 4), 1e6))
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_write_dicom_failure_leaves_old_file_intact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write_dicom(tmp_path / "ct.dcm", np.zeros((8, 8)))
-    before = path.read_bytes()
-
-    def broken_save(self: pydicom.Dataset, handle: object, **kwargs: object) -> None:
-        handle.write(b"\0" * 64)  # type: ignore[attr-defined]
-        raise OSError("disk full")
-
-    monkeypatch.setattr(pydicom.Dataset, "save_as", broken_save)
-    with pytest.raises(OSError, match="disk full"):
-        write_dicom(path, np.ones((8, 8)))
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["ct.dcm"]
+# ---------------------------------------------------------------- series
 
 
 def test_series_sorted_by_position_along_the_normal(tmp_path: Path) -> None:
@@ -567,6 +470,78 @@ def test_decoder_plugin_missing(monkeypatch: pytest.MonkeyPatch) -> None:
         read_dicom(path)
     message = str(info.value)
     assert str(path) in message and "RLE Lossless" in message and "pylibjpeg-rle" in message
+
+
+# ---------------------------------------------------------------- one policy on what is DICOM, typed errors
+
+
+def _without_preamble(src: Path, dst: Path, bare: bool) -> Path:
+    """``src`` without the 128-byte preamble and 'DICM': cut off, or rewritten as a bare dataset (no file meta)."""
+    if not bare:
+        dst.write_bytes(src.read_bytes()[132:])
+        return dst
+    ds = pydicom.dcmread(src)
+    ds.file_meta, ds.preamble = pydicom.dataset.FileMetaDataset(), None
+    pydicom.dcmwrite(dst, ds, enforce_file_format=False, implicit_vr=True, little_endian=True)
+    return dst
+
+
+def test_files_without_preamble_are_read_and_join_their_series(tmp_path: Path) -> None:
+    volume = np.stack([np.full((8, 8), 100.0 * k) for k in range(3)])
+    paths = write_dicom_series(tmp_path, volume, uid_seed="no-preamble")
+    for path, bare in zip(paths[1:], (False, True)):
+        _without_preamble(path, path, bare)
+        assert path.read_bytes()[128:132] != b"DICM"
+    (tmp_path / "readme").write_text("not DICOM, without a suffix\n")
+    series = read_dicom_series(tmp_path)
+    np.testing.assert_array_equal(series.pixels, volume)
+    np.testing.assert_array_equal(read_dicom(paths[2]).pixels, volume[2:])
+
+
+def _text_file(tmp_path: Path) -> Path:
+    (tmp_path / "notes.dcm").write_text("hello\n" * 50)
+    return tmp_path / "notes.dcm"
+
+
+def _empty_file(tmp_path: Path) -> Path:
+    (tmp_path / "empty").write_bytes(b"")
+    return tmp_path / "empty"
+
+
+def _half_file(tmp_path: Path) -> Path:
+    data = pydicom_file("CT_small.dcm").read_bytes()
+    (tmp_path / "half.dcm").write_bytes(data[: len(data) // 2])
+    return tmp_path / "half.dcm"
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (_text_file, NotDicom),
+        (_empty_file, NotDicom),
+        (lambda tmp_path: pydicom_file("MR_truncated.dcm"), CorruptDicom),
+        (_half_file, CorruptDicom),
+        (lambda tmp_path: pydicom_file("rtplan.dcm"), NoPixelData),
+        (lambda tmp_path: pydicom_file("JPEG-lossy.dcm"), UnsupportedTransferSyntax),
+    ],
+)
+def test_each_failure_of_a_file_raises_its_own_type(tmp_path: Path, make: Callable, kind: type) -> None:
+    path = make(tmp_path)
+    with pytest.raises(kind) as info:
+        load_dicom(path)
+    assert isinstance(info.value, DataError) and str(path) in str(info.value)  # callers catching DataError still do
+    others = {NotDicom, CorruptDicom, NoPixelData, UnsupportedTransferSyntax} - {kind}
+    assert not isinstance(info.value, tuple(others))
+
+
+def test_names_the_notebooks_and_docs_import_from_here_stay_importable() -> None:
+    import medssl_lab.data.dicom as dicom
+
+    pattern = re.compile(r"from medssl_lab\.data\.dicom import ([\w, ]+)")
+    places = [*(REPO / "notebooks").glob("*.ipynb"), *(REPO / "docs").rglob("*.md"), SAMPLES / "README.md"]
+    names = {n.strip() for place in places for line in pattern.findall(place.read_text()) for n in line.split(",")}
+    assert {"load_dicom", "window_image", "to_uint8", "WINDOW_PRESETS", "example_dicom_folders"} <= names
+    assert [n for n in sorted(names) if not hasattr(dicom, n)] == []
 
 
 # ---------------------------------------------------------------- data_samples/

@@ -13,10 +13,11 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian
 
 from medssl_lab.data import dicom
-from medssl_lab.data.dicom import WINDOW_PRESETS, load_dicom, to_uint8
+from medssl_lab.data.dicom import load_dicom
 from medssl_lab.data.folder import load_image_folder
 from medssl_lab.data.intensity import apply_window, replace_non_finite, to_uint8_by_range
 from medssl_lab.data.synthetic import PHANTOM_WINDOW, make_phantoms
+from medssl_lab.data.windowing import WINDOW_PRESETS, to_uint8
 from medssl_lab.errors import DataError
 
 RAMP = np.tile(np.arange(64), (64, 1))

@@ -6,12 +6,16 @@ The rules, applied in this order (docs/stores.md repeats them):
   (an enhanced CT or MR volume, a cine loop) gives every ``stride``-th frame. Volumes are not resampled to another
   plane.
 * **Intensities to uint8.** MONOCHROME1 is inverted and colour becomes luma on reading
-  (:func:`medssl_lab.data.dicom.read_dicom`). Then CT goes through an HU window (default soft tissue, 40/400);
-  MR and ultrasound through the 0.5th to 99.5th percentile of the file's pixels (their stored values have no common
-  scale); every other modality (radiographs, mammograms, ...) through the file's own VOI LUT or window when it has
-  one, else those percentiles. Image files: 8-bit as stored, wider ones over their bit depth in use.
+  (:func:`medssl_lab.data.dicom_image.image_from_dataset`). Then CT goes through an HU window (default soft
+  tissue, 40/400); MR and ultrasound through the 0.5th to 99.5th percentile of the file's pixels (their stored
+  values have no common scale); every other modality (radiographs, mammograms, ...) through the file's own VOI LUT
+  or window when it has one, else those percentiles. Image files: 8-bit as stored, wider ones over their bit depth
+  in use.
 * **Size.** The image is padded with black to a square (nothing is cut off), then resized to ``size`` px
   (bilinear, antialiased).
+
+Which files are DICOM is the reader's policy (:func:`medssl_lab.data.dicom.read_dataset`: files without the
+preamble too), and its failures are rejected by their type (:data:`READER_REASONS`), never by their words.
 
 Nothing identifying leaves this module in clear: patient, study, series and instance identifiers come back as
 salted keys (:func:`salted_key`), and a file flagged ``BurnedInAnnotation = YES`` is rejected unless allowed.
@@ -24,14 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pydicom
-from pydicom.errors import InvalidDicomError
 
-from medssl_lab.data.dicom import WINDOW_PRESETS, image_from_dataset, window_image
+from medssl_lab.data.dicom import read_dataset
+from medssl_lab.data.dicom_image import image_from_dataset
 from medssl_lab.data.folder import IMAGE_SUFFIXES, decode_gray
 from medssl_lab.data.intensity import apply_window, unit_to_uint8
 from medssl_lab.data.resize import resize_uint8
-from medssl_lab.errors import DataError
+from medssl_lab.data.store.rules import Rules
+from medssl_lab.data.windowing import window_image
+from medssl_lab.errors import CorruptDicom, DataError, NoPixelData, NotDicom, UnsupportedTransferSyntax
 
 #: DICOM Modality tag -> the pool's modality name (others keep their tag)
 MODALITY_NAMES = {
@@ -66,6 +71,14 @@ REASONS = (
     "decode_error",  # anything else that went wrong with the file (the detail has the exception)
 )
 MIN_SIDE = 8
+#: the reader's error types -> the rejected reason, so that rewording a message never changes a store's tables;
+#: any other DataError (a file that cannot be opened) is a ``decode_error``
+READER_REASONS: dict[type[DataError], str] = {
+    NotDicom: "not_an_image",
+    CorruptDicom: "corrupt",
+    NoPixelData: "no_pixel_data",
+    UnsupportedTransferSyntax: "unsupported_compression",
+}
 
 
 class Rejected(Exception):
@@ -75,18 +88,6 @@ class Rejected(Exception):
         assert reason in REASONS, reason
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail = reason, detail
-
-
-@dataclass(frozen=True)
-class Rules:
-    """How files become pool images (recorded in the store, so every shard follows the same rules)."""
-
-    size: int = 64
-    ct_window: tuple[float, float] = (40.0, 400.0)
-    percentiles: tuple[float, float] = (0.5, 99.5)
-    stride: int = 1
-    allow_burned_in: bool = False
-    default_modality: str = "unknown"  # the tag of plain image files, which carry none
 
 
 @dataclass
@@ -128,43 +129,33 @@ def percentile_uint8(pixels: np.ndarray, percentiles: tuple[float, float]) -> np
     return unit_to_uint8((pixels - low) / (high - low))
 
 
-def _read_dicom_dataset(path: Path) -> pydicom.Dataset:
-    """The file's dataset; files without the 128-byte preamble (older exports) too, when they hold a DICOM object."""
-    try:
-        return pydicom.dcmread(path)
-    except InvalidDicomError:
-        ds = pydicom.dcmread(path, force=True)
-        if "SOPClassUID" not in ds:
-            raise
-        return ds
+def rejected_by_reader(exc: DataError, path: Path) -> Rejected:
+    """The rejection for an error of the DICOM reader: its reason by the error's type, its detail the message."""
+    reason = next((r for kind, r in READER_REASONS.items() if isinstance(exc, kind)), "decode_error")
+    return Rejected(reason, str(exc).replace(f"{path}: ", ""))
 
 
 def decode_dicom(path: Path, rules: Rules, salt: bytes) -> Decoded:
-    """The frames of one DICOM file as pool images, or :class:`Rejected`."""
+    """The frames of one DICOM file as pool images, or :class:`Rejected`.
+
+    The file is read by :func:`~medssl_lab.data.dicom.read_dataset`, the reader's own policy (files without
+    the preamble included), so that a file is a DICOM image here exactly when ``load_dicom`` reads it.
+    """
     try:
-        ds = _read_dicom_dataset(path)
-    except InvalidDicomError as exc:
-        raise Rejected("not_an_image", "neither DICOM nor a known image suffix") from exc
-    except Exception as exc:
-        raise Rejected("corrupt", f"pydicom cannot parse it ({type(exc).__name__}: {exc})") from exc
+        ds = read_dataset(path)
+    except DataError as exc:
+        raise rejected_by_reader(exc, path) from exc
     tag = str(ds.get("Modality", "") or "").upper()
     if tag in RT_MODALITIES:
         raise Rejected("rt_object", f"a radiotherapy object (Modality {tag})")
     if tag in DERIVED_MODALITIES:
         raise Rejected("derived_object", f"not an acquired image (Modality {tag})")
-    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        kind = ds.get("SOPClassUID")
-        raise Rejected("no_pixel_data", f"no pixel data ({pydicom.uid.UID(str(kind)).name if kind else 'unknown'})")
     if str(ds.get("BurnedInAnnotation", "")).upper() == "YES" and not rules.allow_burned_in:
         raise Rejected("burned_in_annotation", "BurnedInAnnotation is YES (text in the pixels may identify)")
     try:
-        image = image_from_dataset(ds, path)
+        image = image_from_dataset(ds, path)  # no pixels, an unknown compression, damage: each its own type
     except DataError as exc:
-        text = str(exc)
-        reason = "unsupported_compression" if "decoder" in text else "corrupt"
-        raise Rejected(reason, text.replace(f"{path}: ", "")) from exc
-    except Exception as exc:  # pydicom reads values lazily: a damaged element fails here
-        raise Rejected("corrupt", f"{type(exc).__name__}: {exc}") from exc
+        raise rejected_by_reader(exc, path) from exc
     modality = MODALITY_NAMES.get(tag, tag or rules.default_modality)
     frames = list(range(0, image.num_frames, max(1, rules.stride)))
     pixels = image.pixels[frames]
@@ -215,16 +206,3 @@ def decode_file(path: Path, rules: Rules, salt: bytes) -> Decoded:
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return decode_image_file(path, rules, salt)
     return decode_dicom(path, rules, salt)
-
-
-def named_window(text: str) -> tuple[float, float]:
-    """A CT window from a preset name (``abdomen``, ``lung``, ...) or ``CENTER,WIDTH``."""
-    if text in WINDOW_PRESETS:
-        return WINDOW_PRESETS[text]
-    try:
-        center, width = (float(v) for v in text.split(","))
-    except ValueError as exc:
-        raise ValueError(f"CT window {text!r}: use a preset ({', '.join(WINDOW_PRESETS)}) or CENTER,WIDTH") from exc
-    if width <= 0:
-        raise ValueError(f"CT window {text!r}: the width must be positive")
-    return center, width

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from medssl_lab.data.store.decode import Decoded, Rejected, Rules, decode_file, salted_key, square_resize
+from medssl_lab.data.store.decode import Decoded, Rejected, decode_file, salted_key, square_resize
 from medssl_lab.data.store.layout import StoreLayout, create_or_check, save_shard, store_salt
+from medssl_lab.data.store.rules import Rules
 from medssl_lab.errors import DataError
 from medssl_lab.files import remove_leftovers
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from medssl_lab import __version__
-from medssl_lab.data.store.decode import Rules
+from medssl_lab.data.store.rules import Rules
 from medssl_lab.errors import DataError
 from medssl_lab.files import atomic_file
 

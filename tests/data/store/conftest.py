@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
 
-from medssl_lab.data.dicom import write_dicom
+from medssl_lab.data.dicom_writer import write_dicom
 
 PATIENT_NAME, PATIENT_ID, ACCESSION = "Doe^Jane", "PID-0042-SECRET", "ACC-77-SECRET"
 #: real files from pydicom's test data: where they go in the archive

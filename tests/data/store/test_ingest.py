@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from medssl_lab.cli import main
-from medssl_lab.data.store.decode import Rules
 from medssl_lab.data.store.ingest import ingest, plan_units
 from medssl_lab.data.store.layout import StoreLayout
 from medssl_lab.data.store.reader import open_store
+from medssl_lab.data.store.rules import Rules
 from medssl_lab.errors import DataError
 from tests.data.store.conftest import ACCESSION, EXPECTED_REJECTIONS, PATIENT_ID, PATIENT_NAME
 

@@ -14,9 +14,9 @@ import torch.multiprocessing as mp
 
 from medssl_lab.data.pool import balanced_weights, build_pool, pool_provenance
 from medssl_lab.data.stack import ImageStack
-from medssl_lab.data.store.decode import Rules
 from medssl_lab.data.store.ingest import ingest
 from medssl_lab.data.store.reader import open_store
+from medssl_lab.data.store.rules import Rules
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import DataError
 from medssl_lab.pretrain import PretrainConfig, Pretrainer, pretrain, process_group
