@@ -1,16 +1,16 @@
-"""Losses for self-supervised pretraining: SwAV and NT-Xent (SimCLR), with their stabilisers and diagnostics.
+"""Losses for self-supervised pretraining: SwAV and NT-Xent (SimCLR), and the diagnostics of their outputs.
 
 - :func:`sinkhorn` and :class:`SwAVLoss`: swapped prediction with online clustering,
   Caron et al., "Unsupervised Learning of Visual Features by Contrasting Cluster
   Assignments" (SwAV, NeurIPS 2020), the method Ghesu et al. scale to 100 million
   medical images ("Self-supervised Learning from 100 Million Medical Images", 2022).
-- :class:`FeatureQueue` and :func:`freeze_prototypes_grad`: the two stabilisers of
-  SwAV's reference code (a queue of past embeddings started late, and prototypes
-  frozen for the first iterations).
 - :class:`NTXentLoss`: the plain contrastive baseline of SimCLR, Chen et al., "A
   Simple Framework for Contrastive Learning of Visual Representations" (ICML 2020).
-- :func:`prototype_usage`, :func:`assignment_entropy`, :func:`collapse_hint`:
-  diagnostics to notice collapse (loss near ``ln K``, few prototypes used).
+- :func:`prototype_usage`, :func:`assignment_entropy`: diagnostics to notice collapse
+  (few prototypes used, flat assignments).
+
+Pure functions and stateless modules only: the stabilisers around SwAV (the feature queue,
+frozen prototypes) and the advice on collapse live with the method in :mod:`medssl_lab.pretrain`.
 
 Numerics: Sinkhorn always runs in float32 whatever the
 autocast, in the log domain, so that scores of any size give finite codes.
@@ -19,25 +19,15 @@ autocast, in the log domain, so that scores of any size give finite codes.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = [
-    "FeatureQueue",
-    "NTXentLoss",
-    "SwAVLoss",
-    "assignment_entropy",
-    "collapse_hint",
-    "freeze_prototypes_grad",
-    "prototype_usage",
-    "sinkhorn",
-]
+__all__ = ["NTXentLoss", "SwAVLoss", "assignment_entropy", "prototype_usage", "sinkhorn"]
 
 
 def _use_distributed(distributed: bool | None, group: dist.ProcessGroup | None = None) -> bool:
@@ -135,9 +125,7 @@ class SwAVLoss(nn.Module):
             codes (default: all of them, i.e. both global crops).
         distributed: all-reduce inside Sinkhorn; None decides automatically.
 
-    Attributes:
-        last_codes: the codes of the last call, one ``(B, K)`` tensor per assigned
-            view (detached), for diagnostics such as :func:`assignment_entropy`.
+    The module keeps no state between calls: :meth:`loss_and_codes` also returns the codes.
     """
 
     def __init__(
@@ -156,7 +144,6 @@ class SwAVLoss(nn.Module):
         self.sinkhorn_iterations = int(sinkhorn_iterations)
         self.crops_for_assign = None if crops_for_assign is None else [int(i) for i in crops_for_assign]
         self.distributed = distributed
-        self.last_codes: list[torch.Tensor] | None = None
 
     def assigned(self, n_high_resolution: int) -> list[int]:
         """Indices of the views that get codes, given the number of high-res views."""
@@ -175,7 +162,16 @@ class SwAVLoss(nn.Module):
         low_resolution_scores: Sequence[torch.Tensor] | None = None,
         queue_scores: Sequence[torch.Tensor | None] | None = None,
     ) -> torch.Tensor:
-        """Compute the loss.
+        """The scalar loss (float32); see :meth:`loss_and_codes` for the arguments."""
+        return self.loss_and_codes(high_resolution_scores, low_resolution_scores, queue_scores)[0]
+
+    def loss_and_codes(
+        self,
+        high_resolution_scores: Sequence[torch.Tensor],
+        low_resolution_scores: Sequence[torch.Tensor] | None = None,
+        queue_scores: Sequence[torch.Tensor | None] | None = None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The loss and the codes it predicted.
 
         Args:
             high_resolution_scores: ``(B, K)`` prototype scores of each global crop.
@@ -185,7 +181,7 @@ class SwAVLoss(nn.Module):
                 :meth:`FeatureQueue.scores`); they enlarge the Sinkhorn batch only.
 
         Returns:
-            The scalar loss (float32).
+            The scalar loss (float32), and the codes: one detached ``(B, K)`` tensor per assigned view.
         """
         high = list(high_resolution_scores)
         views = high + list(low_resolution_scores or [])
@@ -216,125 +212,7 @@ class SwAVLoss(nn.Module):
             codes_all.append(q)
             sub = sum(-(q * log_p[v]).sum(dim=1).mean() for v in range(len(views)) if v != i)
             total = total + sub / (len(views) - 1)
-        self.last_codes = codes_all
-        return total / len(assign)
-
-
-class FeatureQueue(nn.Module):
-    """A first-in first-out store of the last ``length`` embeddings of each assigned view.
-
-    With small batches (fewer samples than prototypes), equipartition within a batch is
-    too strong a constraint; SwAV then appends the scores of stored embeddings to the
-    Sinkhorn batch (Caron et al. 2020, section 4 and main_swav.py), starting the queue
-    only after some epochs (when the embeddings have stopped changing fast). The queue
-    is used only once full. Per step, in this order::
-
-        qs = queue.scores(model.prototypes) if queue.enabled(epoch) else None
-        loss = swav_loss(scores[:2], scores[2:], qs)
-        if queue.enabled(epoch):
-            queue.push([emb.detach() for emb in embeddings[:2]])
-
-    Under DDP each process keeps its own queue (``length`` is per process); Sinkhorn
-    all-reduces over all of them. Its buffers are in ``state_dict`` for checkpoints.
-
-    Args:
-        length: embeddings kept per view (a multiple of the batch size is best).
-        dim: embedding size.
-        n_views: number of assigned views (2 global crops).
-        start_epoch: first epoch (0-based) at which the queue is filled and used.
-    """
-
-    embeddings: torch.Tensor  # (n_views, length, dim) buffer
-
-    def __init__(self, length: int, dim: int, n_views: int = 2, start_epoch: int = 0) -> None:
-        super().__init__()
-        if length <= 0 or dim <= 0 or n_views <= 0:
-            raise ValueError(f"FeatureQueue needs positive length, dim and n_views, got {length}, {dim}, {n_views}.")
-        self.length = int(length)
-        self.start_epoch = int(start_epoch)
-        self.register_buffer("embeddings", torch.zeros(n_views, length, dim))
-        self.filled = 0
-
-    def get_extra_state(self) -> dict[str, int]:
-        """Saved with the buffers so that a resumed run knows how full the queue is."""
-        return {"filled": self.filled, "start_epoch": self.start_epoch}
-
-    def set_extra_state(self, state: dict[str, int]) -> None:
-        """Restore :meth:`get_extra_state`."""
-        self.filled = int(state["filled"])
-        self.start_epoch = int(state["start_epoch"])
-
-    def enabled(self, epoch: int) -> bool:
-        """Whether the queue is in use at ``epoch`` (0-based)."""
-        return epoch >= self.start_epoch
-
-    @property
-    def full(self) -> bool:
-        """True once ``length`` embeddings have been pushed."""
-        return self.filled >= self.length
-
-    @torch.no_grad()
-    def push(self, embeddings: Sequence[torch.Tensor]) -> None:
-        """Add one ``(B, dim)`` batch per view (newest first; the oldest drop out)."""
-        if len(embeddings) != self.embeddings.shape[0]:
-            raise ValueError(
-                f"FeatureQueue holds {self.embeddings.shape[0]} views but got {len(embeddings)} "
-                "embedding tensors; push one per assigned view."
-            )
-        b = 0
-        for v, e in enumerate(embeddings):
-            e = e.detach().to(self.embeddings.dtype)[: self.length]
-            b = e.shape[0]
-            if b < self.length:
-                self.embeddings[v, b:] = self.embeddings[v, :-b].clone()
-            self.embeddings[v, :b] = e
-        self.filled = min(self.length, self.filled + b)
-
-    @torch.no_grad()
-    def scores(self, prototypes: nn.Module | torch.Tensor) -> list[torch.Tensor] | None:
-        """Scores ``(length, K)`` of the stored embeddings against the current prototypes.
-
-        Args:
-            prototypes: the :class:`~medssl_lab.models.Prototypes` layer (or its
-                ``(K, dim)`` weight).
-
-        Returns:
-            One tensor per view, or None while the queue is not yet full.
-        """
-        if not self.full:
-            return None
-        weight = cast(torch.Tensor, prototypes.weight) if isinstance(prototypes, nn.Module) else prototypes
-        w = weight.detach().float()
-        return [self.embeddings[v].to(w.device) @ w.t() for v in range(self.embeddings.shape[0])]
-
-
-def freeze_prototypes_grad(model: nn.Module) -> int:
-    """Drop the prototypes' gradients so the optimizer step leaves them unchanged.
-
-    SwAV's reference code does this for the first iterations of training
-    (``freeze_prototypes_niters``, about one epoch), which helps avoid early collapse.
-    Call it between ``backward()`` and ``optimizer.step()``; optimizers skip parameters
-    whose ``grad`` is None (so no weight decay or momentum moves them either).
-
-    Args:
-        model: a model holding :class:`~medssl_lab.models.Prototypes` layers (also
-            inside DDP), or parameters whose name contains ``"prototypes"``.
-
-    Returns:
-        The number of parameters frozen (0 means no prototypes were found).
-    """
-    from medssl_lab.models import Prototypes
-
-    params: dict[int, nn.Parameter] = {}
-    for m in model.modules():
-        if isinstance(m, Prototypes):
-            params.update({id(p): p for p in m.parameters()})
-    for name, p in model.named_parameters():
-        if "prototypes" in name:
-            params[id(p)] = p
-    for p in params.values():
-        p.grad = None
-    return len(params)
+        return total / len(assign), codes_all
 
 
 class _GatherWithGrad(torch.autograd.Function):
@@ -455,36 +333,3 @@ def assignment_entropy(codes: torch.Tensor | Sequence[torch.Tensor]) -> tuple[fl
     mean = p.mean(dim=0)
     of_mean = -torch.xlogy(mean, mean).sum()
     return float(per_sample.item()), float(of_mean.item())
-
-
-def collapse_hint(
-    loss: float, n_prototypes: int, usage: float | None = None, *, loss_tol: float = 0.02, min_usage: float = 0.05
-) -> str | None:
-    """Say whether SwAV training looks collapsed, and what to try; None when it looks fine.
-
-    Collapse shows as a swapped-prediction loss near ``ln K`` (predictions carry no
-    information about the codes) or as few prototypes being anyone's favourite.
-
-    Args:
-        loss: the current (e.g. epoch-mean) SwAV loss.
-        n_prototypes: ``K``.
-        usage: :func:`prototype_usage` of raw scores, if known.
-        loss_tol: relative distance to ``ln K`` counted as "near".
-        min_usage: usage below which prototypes are considered unused.
-    """
-    ln_k = math.log(n_prototypes)
-    problems = []
-    if not math.isfinite(loss):
-        problems.append(f"the loss is {loss}")
-    elif loss >= (1.0 - loss_tol) * ln_k:
-        problems.append(f"the loss {loss:.3f} is at ln K = {ln_k:.3f} (uniform predictions)")
-    if usage is not None and usage < min_usage:
-        problems.append(f"only {usage:.1%} of the {n_prototypes} prototypes are used")
-    if not problems:
-        return None
-    return (
-        "possible collapse: " + "; ".join(problems) + ". Try: freeze the prototypes for the first "
-        "iterations, a lower learning rate or longer warm-up, fewer prototypes or a feature queue "
-        "when the batch is smaller than K, a smaller Sinkhorn epsilon, and check that the "
-        "augmentations are not so strong that the views share nothing."
-    )

@@ -192,7 +192,8 @@ class Prototypes(nn.Linear):
     """K learnable prototypes: a bias-free linear layer whose rows are unit vectors.
 
     With unit-norm embeddings and prototypes, the scores are cosine similarities in
-    ``[-1, 1]`` (Caron et al. 2020). Call :meth:`normalize_` after every optimizer step.
+    ``[-1, 1]`` (Caron et al. 2020). Call :meth:`normalize_` after every optimizer step, and
+    :meth:`drop_grad_` between ``backward()`` and the step while they should stay frozen.
 
     Args:
         dim: embedding size.
@@ -213,6 +214,11 @@ class Prototypes(nn.Linear):
         """L2-normalise each prototype (weight row) in place, outside autograd."""
         self.weight.copy_(F.normalize(self.weight, dim=1))
 
+    def drop_grad_(self) -> None:
+        """Forget the gradient, so that the next optimizer step (weight decay and momentum too) leaves the prototypes
+        as they are: SwAV's reference code freezes them for the first iterations, which helps avoid early collapse."""
+        self.weight.grad = None
+
 
 class SwAVModel(nn.Module):
     """Backbone + projection head + prototypes for SwAV with multi-crop.
@@ -227,7 +233,8 @@ class SwAVModel(nn.Module):
         feat_dim: backbone feature size (inferred when None).
         hidden_dim: projection head hidden size.
         proj_dim: embedding size.
-        n_prototypes: number of prototypes ``K``.
+        n_prototypes: number of prototypes ``K``; 0 for a method without prototypes (SimCLR), whose
+            scores are then empty.
     """
 
     def __init__(
@@ -245,12 +252,12 @@ class SwAVModel(nn.Module):
         self.backbone = backbone
         self.feat_dim = int(feat_dim)
         self.head = ProjectionHead(self.feat_dim, hidden_dim, proj_dim)
-        self.prototypes = Prototypes(proj_dim, n_prototypes)
+        self.prototypes = Prototypes(proj_dim, n_prototypes) if n_prototypes else None
 
     @property
     def n_prototypes(self) -> int:
-        """The number of prototypes ``K``."""
-        return self.prototypes.n_prototypes
+        """The number of prototypes ``K`` (0 without prototypes)."""
+        return self.prototypes.n_prototypes if self.prototypes is not None else 0
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Backbone features ``(B, feat_dim)`` of images ``(B, 1, H, W)`` (for probes)."""
@@ -263,7 +270,8 @@ class SwAVModel(nn.Module):
     @torch.no_grad()
     def normalize_prototypes(self) -> None:
         """L2-normalise the prototypes; call after each optimizer step."""
-        self.prototypes.normalize_()
+        if self.prototypes is not None:
+            self.prototypes.normalize_()
 
     def forward(self, views: torch.Tensor | Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Embed a list of views and score them against the prototypes.
@@ -275,7 +283,7 @@ class SwAVModel(nn.Module):
 
         Returns:
             ``(embeddings, scores)``: two lists in the order of ``views``, with
-            ``(B, proj_dim)`` unit-norm embeddings and ``(B, K)`` prototype scores.
+            ``(B, proj_dim)`` unit-norm embeddings and ``(B, K)`` prototype scores (empty without prototypes).
         """
         if isinstance(views, torch.Tensor):
             views = [views]
@@ -300,13 +308,15 @@ class SwAVModel(nn.Module):
             feats.append(self.backbone(x))
             order.extend(idx)
         z = self.head(torch.cat(feats, dim=0) if len(feats) > 1 else feats[0])
-        s = self.prototypes(z)
         z_parts = z.split(batch, dim=0)
-        s_parts = s.split(batch, dim=0)
         embeddings: list[torch.Tensor] = [z] * len(views)
-        scores: list[torch.Tensor] = [s] * len(views)
         for pos, i in enumerate(order):
             embeddings[i] = z_parts[pos]
+        if self.prototypes is None:
+            return embeddings, []
+        s_parts = self.prototypes(z).split(batch, dim=0)
+        scores: list[torch.Tensor] = list(s_parts)
+        for pos, i in enumerate(order):
             scores[i] = s_parts[pos]
         return embeddings, scores
 

@@ -264,7 +264,8 @@ def plot_robustness(rows: Sequence[Mapping]) -> Figure:
 def plot_pretrain_history(
     rows: Sequence[Mapping], n_prototypes: int, method: str = "swav", total_steps: int | None = None
 ) -> Figure:
-    """Pretraining loss (against ln K for SwAV) and the fraction of prototypes in use, per logged step."""
+    """Pretraining loss (against ln K for SwAV) and, per logged step, the fraction of prototypes in use (SwAV) or the
+    spread of the embeddings (SimCLR)."""
     steps = [r["step"] for r in rows]
     fig, (ax_loss, ax_use) = plt.subplots(1, 2, figsize=(9, 3))
     ax_loss.plot(steps, [r["loss_avg"] for r in rows], marker=".", label=f"{method} loss")
@@ -273,12 +274,17 @@ def plot_pretrain_history(
         ax_loss.axhline(ln_k, color="gray", ls="--", label=f"ln K = {ln_k:.2f} (no information)")
     ax_loss.set_xlabel("step")
     ax_loss.legend(fontsize=8)
-    ax_use.plot(steps, [r["prototype_usage"] for r in rows], marker=".", color="tab:green")
-    ax_use.axhline(1 / n_prototypes, color="tab:red", ls=":", label="1/K (collapse)")
-    ax_use.set_ylim(0, 1.05)
+    if method == "swav":
+        ax_use.plot(steps, [r["prototype_usage"] for r in rows], marker=".", color="tab:green")
+        ax_use.axhline(1 / n_prototypes, color="tab:red", ls=":", label="1/K (collapse)")
+        ax_use.set_ylim(0, 1.05)
+        ax_use.set_ylabel("prototypes in use")
+        ax_use.legend(fontsize=8)
+    else:  # no prototypes: the spread of the embeddings shows a collapse instead (0: every image the same)
+        ax_use.plot(steps, [r["embedding_std"] for r in rows], marker=".", color="tab:green")
+        ax_use.set_ylim(bottom=0)
+        ax_use.set_ylabel("embedding std per dimension")
     ax_use.set_xlabel("step")
-    ax_use.set_ylabel("prototypes in use")
-    ax_use.legend(fontsize=8)
     if rows:
         of = f" / {total_steps}" if total_steps else ""
         fig.suptitle(f"step {steps[-1]}{of}, {rows[-1]['img_per_s']:.0f} images/s", fontsize=10)

@@ -13,12 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from medssl_lab.losses import (
-    FeatureQueue,
     NTXentLoss,
     SwAVLoss,
     assignment_entropy,
-    collapse_hint,
-    freeze_prototypes_grad,
     prototype_usage,
     sinkhorn,
 )
@@ -105,10 +102,9 @@ def test_swav_loss_separable_vs_random_vs_collapsed() -> None:
     loss_fn = SwAVLoss(temperature=0.1)
     # Perfectly separable: sample i sits on prototype i in every view.
     onehot = torch.eye(k).repeat(2, 1)  # B = 16
-    separable = loss_fn([onehot, onehot], [onehot, onehot])
+    separable, codes = loss_fn.loss_and_codes([onehot, onehot], [onehot, onehot])
     assert separable < 0.01
-    codes = loss_fn.last_codes
-    assert codes is not None and len(codes) == 2
+    assert len(codes) == 2 and torch.equal(loss_fn([onehot, onehot], [onehot, onehot]), separable)
     assert (codes[0].argmax(dim=1) == torch.arange(k).repeat(2)).all()
     # Unrelated views: the predictions carry little about the codes.
     random_views = [_cosine_scores(16, k, seed=s) for s in range(4)]
@@ -157,51 +153,6 @@ def test_swav_loss_decreases_on_toy_problem() -> None:
     assert end < start - 0.2, (start, end)
 
 
-def test_feature_queue_and_loss_with_queue() -> None:
-    queue = FeatureQueue(length=12, dim=4, n_views=2, start_epoch=3)
-    assert not queue.enabled(2) and queue.enabled(3)
-    protos = Prototypes(4, 5)
-    assert queue.scores(protos) is None  # empty
-    batches = [[F.normalize(torch.randn(4, 4), dim=1) for _ in range(2)] for _ in range(4)]
-    for b in batches[:3]:
-        queue.push(b)
-    assert queue.full
-    queue.push(batches[3])
-    # Newest first; the oldest batch has dropped out.
-    torch.testing.assert_close(queue.embeddings[0, :4], batches[3][0])
-    torch.testing.assert_close(queue.embeddings[1, 8:], batches[1][1])
-    qs = queue.scores(protos)
-    assert qs is not None and len(qs) == 2 and qs[0].shape == (12, 5)
-    # State (including how full it is) survives a state_dict round trip.
-    other = FeatureQueue(length=12, dim=4, n_views=2)
-    other.load_state_dict(queue.state_dict())
-    assert other.full and other.start_epoch == 3
-    torch.testing.assert_close(other.embeddings, queue.embeddings)
-    # The queue changes the codes of the batch, but the codes keep the batch's size.
-    scores = [protos(F.normalize(torch.randn(4, 4), dim=1)) for _ in range(3)]
-    loss_fn = SwAVLoss()
-    with_queue = loss_fn(scores[:2], scores[2:], qs)
-    assert loss_fn.last_codes[0].shape == (4, 5)
-    without = loss_fn(scores[:2], scores[2:])
-    assert torch.isfinite(with_queue) and not torch.allclose(with_queue, without)
-    with pytest.raises(ValueError, match="one per assigned view"):
-        loss_fn(scores[:2], scores[2:], qs[:1])
-
-
-def test_freeze_prototypes_grad() -> None:
-    model = nn.ModuleDict({"enc": nn.Linear(4, 4), "prototypes": Prototypes(4, 3)})
-    before = model["prototypes"].weight.detach().clone()
-    opt = torch.optim.SGD(model.parameters(), lr=1.0, weight_decay=0.1)
-    model["prototypes"](model["enc"](torch.randn(5, 4))).sum().backward()
-    assert freeze_prototypes_grad(model) == 1
-    opt.step()
-    torch.testing.assert_close(model["prototypes"].weight, before)
-    assert model["enc"].weight.grad is not None
-
-
-# --- NT-Xent ----------------------------------------------------------------------------
-
-
 def test_ntxent_hand_computed() -> None:
     z0 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     z1 = torch.tensor([[0.6, 0.8], [0.0, -2.0]])  # normalised: (0.6, 0.8), (0, -1)
@@ -248,16 +199,6 @@ def test_prototype_usage_and_entropy() -> None:
     assert per_sample == pytest.approx(math.log(k))
     with pytest.raises(ValueError, match="probabilities"):
         assignment_entropy(torch.randn(3, k) - 5)
-
-
-def test_collapse_hint() -> None:
-    assert collapse_hint(1.0, 100, usage=0.5) is None
-    assert "ln K" in collapse_hint(math.log(100), 100)
-    assert "prototypes are used" in collapse_hint(1.0, 100, usage=0.01)
-    assert collapse_hint(float("nan"), 10) is not None
-
-
-# --- distributed (2 CPU processes, gloo) ------------------------------------------------
 
 
 def _full_problem() -> dict[str, torch.Tensor]:

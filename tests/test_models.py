@@ -119,3 +119,17 @@ def test_swav_model_channels_last_autocast_backward() -> None:
     assert model.prototypes.weight.grad is not None
     assert model.backbone.conv1.weight.grad is not None
     assert torch.isfinite(model.backbone.conv1.weight.grad).all()
+
+
+def test_prototypes_drop_their_gradient_so_a_step_leaves_them() -> None:
+    model = nn.ModuleDict({"enc": nn.Linear(4, 4), "prototypes": Prototypes(4, 3)})
+    before = model["prototypes"].weight.detach().clone()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0, weight_decay=0.1)
+    model["prototypes"](model["enc"](torch.randn(5, 4))).sum().backward()
+    model["prototypes"].drop_grad_()
+    opt.step()
+    torch.testing.assert_close(model["prototypes"].weight, before)
+    assert model["enc"].weight.grad is not None
+
+
+# --- NT-Xent ----------------------------------------------------------------------------

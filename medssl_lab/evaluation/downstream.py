@@ -41,7 +41,7 @@ from medssl_lab.evaluation.inference import ImagesLike, image_array, predict_pro
 from medssl_lab.evaluation.metrics import check_labelled, check_task, compute_metrics, n_outputs, targets
 from medssl_lab.evaluation.perturbations import prepare
 from medssl_lab.models import BACKBONES, Classifier, SwAVModel, make_backbone
-from medssl_lab.pretrain import Pretrained, SSLObjective, load_pretrained
+from medssl_lab.pretrain import Pretrained, load_pretrained, make_objective
 from medssl_lab.profiles import DOWNSTREAM, profile_settings
 from medssl_lab.training import BatchReader, OptimizerStep, autocast, autocast_dtype, check_finite, endless_batches
 
@@ -335,7 +335,7 @@ class _HybridPart:
         streams: dict[str, torch.Generator],
     ) -> None:
         self.model = pre.model.to(device)
-        self.objective = SSLObjective(self.model, pre.config, continued=True)
+        self.objective = make_objective(self.model, pre.config, continued=True)
         self.augment = MultiCropAugment(pre.views())
         images = pool.images if isinstance(pool, ImageSet) else pool
         # a pool store is read batch by batch at the pretrained size; an array goes to the device at that size

@@ -143,10 +143,13 @@ def extract_assignments(
         image's prototype (cluster).
     """
     dev = resolve_device(device)
+    prototypes = model.prototypes
+    if prototypes is None:
+        raise ValueError("this model has no prototypes (a SimCLR encoder): cluster its embeddings with k-means instead")
 
     def fn(x: Tensor) -> tuple[Tensor, Tensor]:
         z = model.embed(x)
-        return z, model.prototypes(z)
+        return z, prototypes(z)
 
     with _EvalOn(model, dev):
         emb, scores = _batched(fn, images, image_size, batch_size, dev, progress)

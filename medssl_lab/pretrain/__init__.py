@@ -4,24 +4,29 @@ The names most code needs are importable from here: ``from medssl_lab.pretrain i
 """
 
 from medssl_lab.pretrain.checkpoint import CHECKPOINT_NAME, export_encoder, load_checkpoint, shipped_encoder
+from medssl_lab.pretrain.collapse import collapse_hint
 from medssl_lab.pretrain.config import PretrainConfig, build_model
 from medssl_lab.pretrain.distributed import process_group, setup_distributed
+from medssl_lab.pretrain.methods import METHODS, make_objective
 from medssl_lab.pretrain.objective import SSLObjective
 from medssl_lab.pretrain.pretrained import Pretrained, load_pretrained
 from medssl_lab.pretrain.trainer import History, Pretrainer, ensure_pretrained, pretrain
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "METHODS",
     "History",
     "PretrainConfig",
     "Pretrained",
     "Pretrainer",
     "SSLObjective",
     "build_model",
+    "collapse_hint",
     "ensure_pretrained",
     "export_encoder",
     "load_checkpoint",
     "load_pretrained",
+    "make_objective",
     "pretrain",
     "process_group",
     "setup_distributed",

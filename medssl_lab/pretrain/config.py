@@ -139,6 +139,7 @@ class PretrainConfig:
 
 
 def build_model(config: PretrainConfig) -> SwAVModel:
-    """The backbone + head + prototypes that ``config`` describes (fresh random weights)."""
+    """The backbone + head (+ prototypes for SwAV) that ``config`` describes (fresh random weights)."""
     backbone, feat_dim = make_backbone(config.backbone, image_size=config.global_size)
-    return SwAVModel(backbone, feat_dim, config.hidden_dim, config.proj_dim, config.n_prototypes)
+    n_prototypes = config.n_prototypes if config.method == "swav" else 0
+    return SwAVModel(backbone, feat_dim, config.hidden_dim, config.proj_dim, n_prototypes)

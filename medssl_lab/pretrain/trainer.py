@@ -29,7 +29,6 @@ from medssl_lab.data.provenance import pool_provenance
 from medssl_lab.data.sampling import balanced_weights, epoch_batches
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
-from medssl_lab.losses import collapse_hint
 from medssl_lab.pretrain.checkpoint import (
     CHECKPOINT_NAME,
     check_resumable,
@@ -39,7 +38,7 @@ from medssl_lab.pretrain.checkpoint import (
 )
 from medssl_lab.pretrain.config import PretrainConfig, build_model
 from medssl_lab.pretrain.distributed import process_device, rank_and_world, wrap_for_processes
-from medssl_lab.pretrain.objective import SSLObjective
+from medssl_lab.pretrain.methods import make_objective
 from medssl_lab.pretrain.pretrained import Pretrained, load_pretrained
 from medssl_lab.training import BatchReader, OptimizerStep, autocast_dtype, check_finite
 
@@ -109,7 +108,7 @@ class Pretrainer:
         if config.channels_last:
             # torch's stubs for Module.to lack the memory_format keyword that it accepts (and documents)
             self.model = self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self.objective = SSLObjective(
+        self.objective = make_objective(
             self.model, config, wrap_for_processes(self.model, self.device, self.world), self.world
         )
         self.steps_per_epoch = len(self.pool) // config.batch_size
@@ -156,8 +155,9 @@ class Pretrainer:
         return self._batch_order(epoch)[within][self.rank * per_rank : (self.rank + 1) * per_rank]
 
     # ------------------------------------------------------------------ one step
-    def train_step(self, index: torch.Tensor, epoch: int) -> dict[str, float]:
-        """One optimisation step on the pool images at ``index`` (this process's share)."""
+    def train_step(self, index: torch.Tensor, epoch: int) -> tuple[dict[str, float], bool]:
+        """One optimisation step on the pool images at ``index`` (this process's share): its loss and diagnostics,
+        and whether it is a logging step."""
         c = self.config
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
@@ -177,7 +177,7 @@ class Pretrainer:
             before=lambda: self.objective.before_optimizer_step(self.step),
             after=self.objective.after_optimizer_step,
         )
-        return {"loss": float(loss.detach()), **metrics}
+        return {"loss": float(loss.detach()), **metrics}, diagnose
 
     # ------------------------------------------------------------------ the loop
     def fit(
@@ -211,14 +211,13 @@ class Pretrainer:
                 index = self._my_index(self.step)
                 if self.step + 1 < end:
                     self.reader.prefetch(self._my_index(self.step + 1))  # read while this step computes
-                metrics = self.train_step(index, self.step // self.steps_per_epoch)
+                metrics, logged = self.train_step(index, self.step // self.steps_per_epoch)
                 self.step += 1
                 self.train_seconds += time.perf_counter() - tick
                 tick = time.perf_counter()
                 bar.update(1)
-                self._log(
-                    metrics, (self.step - start_step) * c.batch_size / max(tick - start_time, 1e-9), bar, callback
-                )
+                img_per_s = (self.step - start_step) * c.batch_size / max(tick - start_time, 1e-9)
+                self._log(metrics, logged, img_per_s, bar, callback)
                 if self.out_dir is not None and (self.step % c.checkpoint_every == 0 or self.step == self.total_steps):
                     self.save()
         finally:
@@ -229,11 +228,16 @@ class Pretrainer:
         return self.history
 
     def _log(
-        self, metrics: dict[str, float], img_per_s: float, bar: Any, callback: Callable[[Pretrainer, dict], None] | None
+        self,
+        metrics: dict[str, float],
+        logged: bool,
+        img_per_s: float,
+        bar: Any,
+        callback: Callable[[Pretrainer, dict], None] | None,
     ) -> None:
         """Average the loss since the last log; on logging steps, record a row, call back and check for collapse."""
         self._window.append(metrics["loss"])
-        if "prototype_usage" not in metrics:
+        if not logged:
             return
         row = {
             "step": self.step,
@@ -245,16 +249,16 @@ class Pretrainer:
         }
         self._window = []
         self.history.rows.append(row)
-        bar.set_postfix(loss=f"{row['loss_avg']:.3f}", usage=f"{row['prototype_usage']:.2f}")
+        bar.set_postfix({k: f"{row[k]:.3f}" for k in ("loss_avg", "prototype_usage", "embedding_std") if k in row})
         if callback is not None:
             callback(self, row)
         self._check_collapse(row)
 
     def _check_collapse(self, row: dict) -> None:
         c = self.config
-        if not c.collapse_check or c.method != "swav" or self.step < max(c.collapse_min_steps, self.total_steps // 2):
+        if not c.collapse_check or self.step < max(c.collapse_min_steps, self.total_steps // 2):
             return
-        hint = collapse_hint(row["loss_avg"], c.n_prototypes, row["prototype_usage"])
+        hint = self.objective.collapse_hint(row["loss_avg"], row)
         if hint is not None:
             self.history.stopped = "collapse"
             if self.out_dir is not None:

@@ -218,10 +218,13 @@ def test_corrupt_checkpoint(tmp_path: Path) -> None:
         load_pretrained(tmp_path / "nothing")
 
 
-def test_simclr_baseline_runs() -> None:
-    trainer = Pretrainer(tiny_config(method="simclr", epochs=1), phantom_pool())
+def test_simclr_baseline_logs_on_its_grid_without_prototypes() -> None:
+    trainer = Pretrainer(tiny_config(method="simclr", epochs=2, log_every=2), phantom_pool())
     history = trainer.fit(progress=False)
-    assert np.isfinite(history.column("loss")).all()
+    assert [row["step"] for row in history.rows] == [1, 3, 5, 7, 8]  # every 2nd step and the last
+    assert np.isfinite(history.column("loss")).all() and "prototype_usage" not in history.rows[0]
+    assert (history.column("embedding_std") > 0).all()
+    assert trainer.model.prototypes is None
 
 
 def _ddp_worker(rank: int, port: int, out: str) -> None:
