@@ -14,8 +14,8 @@ import numpy as np
 from medssl_lab.data.intensity import apply_window, unit_to_uint8
 from medssl_lab.errors import DataError
 
-if TYPE_CHECKING:  # only for annotations: the reader imports this module, not the other way round
-    from medssl_lab.data.dicom import DicomImage
+if TYPE_CHECKING:  # only for annotations: dicom_image imports pydicom
+    from medssl_lab.data.dicom_image import DicomImage
 
 #: Common CT windows as (center, width) in HU.
 WINDOW_PRESETS: dict[str, tuple[float, float]] = {
