@@ -28,6 +28,7 @@ __all__ = [
     "SwAVModel",
     "infer_feat_dim",
     "make_backbone",
+    "resnet_arguments",
 ]
 
 # name -> (block, layers, block_inplanes, stem settings). The stems are chosen for the
@@ -117,6 +118,22 @@ def infer_feat_dim(backbone: nn.Module, image_size: int | Sequence[int] = 32, in
     return int(out.shape[1])
 
 
+def resnet_arguments(name: str, in_channels: int = 1, **overrides: Any) -> dict[str, Any]:
+    """The keyword arguments of ``monai.networks.nets.ResNet`` for a backbone of :data:`BACKBONES`.
+
+    Exported with the weights (``config.json``), so that the encoder is rebuilt elsewhere from MONAI alone.
+    """
+    key = str(name).lower().replace("-", "_")
+    if key not in _SPECS:
+        raise ValueError(
+            f"unknown backbone {name!r}; use one of {', '.join(BACKBONES)}, or pass your own "
+            "nn.Module mapping (B, 1, H, W) images to (B, D) features."
+        )
+    kwargs: dict[str, Any] = {**_SPECS[key], "spatial_dims": 2, "n_input_channels": in_channels, **overrides}
+    kwargs["feed_forward"] = False  # the backbone returns pooled features, never logits
+    return kwargs
+
+
 def make_backbone(
     name: str | nn.Module, *, in_channels: int = 1, image_size: int = 32, **overrides: Any
 ) -> tuple[nn.Module, int]:
@@ -140,18 +157,9 @@ def make_backbone(
     """
     if isinstance(name, nn.Module):
         return name, infer_feat_dim(name, image_size, in_channels)
-    key = str(name).lower().replace("-", "_")
-    if key not in _SPECS:
-        raise ValueError(
-            f"unknown backbone {name!r}; use one of {', '.join(BACKBONES)}, or pass your own "
-            "nn.Module mapping (B, 1, H, W) images to (B, D) features."
-        )
+    kwargs = resnet_arguments(name, in_channels, **overrides)
     from monai.networks.nets import ResNet  # imported here: MONAI is slow to import
 
-    kwargs: dict[str, Any] = dict(_SPECS[key])
-    kwargs.update(spatial_dims=2, n_input_channels=in_channels, feed_forward=False)
-    kwargs.update(overrides)
-    kwargs["feed_forward"] = False  # the backbone returns pooled features, never logits
     net = ResNet(**kwargs)
     block = kwargs["block"]
     expansion = (4 if block == "bottleneck" else 1) if isinstance(block, str) else int(block.expansion)

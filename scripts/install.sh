@@ -7,5 +7,5 @@ PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${MEDSSL_TORCH_SPEC:-torch==2.13.0}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "$TORCH_SPEC"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,notebooks,docs]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,notebooks,docs,export]"
 .venv/bin/python -c "import torch, monai, pydicom, medssl_lab; print(f'medssl-lab {medssl_lab.__version__}: torch {torch.__version__}, monai {monai.__version__}, pydicom {pydicom.__version__}')"
