@@ -63,6 +63,7 @@ def test_committed_notebooks_are_clean_and_parameterised() -> None:
         assert not missing, f"{path.name}: its per-profile settings lack {missing}"
 
 
+@pytest.mark.slow
 def test_every_notebook_runs_in_smoke_profile(executed: Path) -> None:
     summary = json.loads((executed / "summary.json").read_text())
     assert [r["status"] for r in summary["runs"]] == ["ok"] * 7
@@ -70,6 +71,7 @@ def test_every_notebook_runs_in_smoke_profile(executed: Path) -> None:
     assert (executed / "pretrain" / "checkpoint.pt").exists()  # written by 01, read by the later ones
 
 
+@pytest.mark.slow
 def test_executed_notebooks_pass_lax_checks(executed: Path) -> None:
     for path in list_notebooks():
         nb = nbformat.read(executed / path.name, as_version=4)
@@ -83,6 +85,7 @@ def test_executed_notebooks_pass_lax_checks(executed: Path) -> None:
         assert images >= 1, f"{path.name}: no plot was drawn"
 
 
+@pytest.mark.slow
 def test_every_exercise_check_passes_in_the_teacher_edition(executed: Path) -> None:
     """The committed notebooks hold the solutions: every check says correct and gives its cell's full points."""
     for path in list_notebooks():
@@ -96,6 +99,7 @@ def test_every_exercise_check_passes_in_the_teacher_edition(executed: Path) -> N
             assert result == [str(cell.metadata.nbgrader["points"])], f"{path.name}: {result}"
 
 
+@pytest.mark.slow
 def test_a_rerun_reproduces_every_checked_output(executed: Path, tmp_path: Path) -> None:
     ini = tmp_path / "pytest.ini"  # nbval's own pytest run, outside this project's settings
     ini.write_text("[pytest]\n")

@@ -22,6 +22,7 @@ def smoke_run(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_results_table(smoke_run: Path) -> None:
     with open(smoke_run / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -43,6 +44,7 @@ def test_results_table(smoke_run: Path) -> None:
     assert {r["arm"] for r in robust} == {"scratch", "linear", "finetune", "hybrid"}
 
 
+@pytest.mark.slow
 def test_rerun_only_redoes_missing_runs(smoke_run: Path, data_dir: Path) -> None:
     runs = sorted((smoke_run / "runs").glob("*.json"))
     missing = runs[0]
@@ -53,6 +55,7 @@ def test_rerun_only_redoes_missing_runs(smoke_run: Path, data_dir: Path) -> None
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())
 
 
+@pytest.mark.slow
 def test_runs_made_with_other_settings_are_not_mixed(smoke_run: Path, data_dir: Path) -> None:
     settings = json.loads((smoke_run / "settings.json").read_text())
     assert settings["steps"] == DOWNSTREAM["smoke"]["steps"] and settings["linear_lr"] == 0.03
