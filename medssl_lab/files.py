@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -31,6 +33,44 @@ def atomic_file(path: str | os.PathLike, suffix: str = ".tmp", permissions: int 
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what results hold beyond Python's own types: numpy and torch scalars and arrays as numbers (lists),
+    anything else number-like through ``float``."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return float(value)
+
+
+def write_json(path: str | os.PathLike, payload: Any) -> Path:
+    """Write ``payload`` as indented JSON, atomically, readable by others; numpy and torch numbers become plain ones.
+
+    The one way results are written (the notebooks' through :func:`save_results`, the reproduction's runs): a run
+    killed while writing leaves the previous file, never half of one that a later report would choke on.
+    """
+    path = Path(path)
+    text = json.dumps(payload, indent=1, default=_plain)  # before the file is touched: a bad payload writes nothing
+    with atomic_file(path, permissions=0o644) as tmp:
+        tmp.write_text(text)
+    return path
+
+
+def save_results(output_dir: str | os.PathLike, part: str, name: str, payload: Any) -> Path:
+    """Write one result file of a course notebook to ``{output_dir}/{part}/{name}`` and return its path.
+
+    Every notebook keeps its results in its own folder of the course's output folder (``embeddings``,
+    ``clusters``...); a ``.json`` name gets ``payload`` as JSON (:func:`write_json`), any other name a text
+    ``payload`` as it is (a Markdown summary).
+    """
+    path = Path(output_dir) / part / name
+    if path.suffix == ".json":
+        return write_json(path, payload)
+    if not isinstance(payload, str):
+        raise TypeError(f"{name}: only a .json file takes a {type(payload).__name__}; pass text for other files")
+    with atomic_file(path, permissions=0o644) as tmp:
+        tmp.write_text(payload)
+    return path
 
 
 def remove_leftovers(path: str | os.PathLike) -> None:

@@ -32,7 +32,7 @@ from medssl_lab.evaluation.downstream import ARMS, TrainConfig, train_classifier
 from medssl_lab.evaluation.reports import summary_markdown
 from medssl_lab.evaluation.robustness import robustness_curve
 from medssl_lab.evaluation.sampling import label_fraction_indices, limit_split
-from medssl_lab.files import atomic_file
+from medssl_lab.files import write_json
 from medssl_lab.pretrain import PretrainConfig, Pretrained, load_pretrained, pretrain
 from medssl_lab.profiles import DOWNSTREAM, PROTOCOL, VAL_LIMIT, profile_settings
 
@@ -153,7 +153,7 @@ def run_protocol(
                             task=task,
                             fraction=fraction,
                         )
-                        _write_json(path, record)
+                        write_json(path, record)
                         if progress:
                             print(
                                 f"{task:<15} {fraction:<6g} {arm:<9} seed {seed}: test AUC {record['test_auc']:.3f} "
@@ -226,12 +226,7 @@ def _check_settings(out: Path, train_cfg: TrainConfig, config: ReproduceConfig, 
                 f"pass another --out, or delete {out / 'runs'} and {path} to start over."
             )
     else:
-        _write_json(path, settings)
-
-
-def _write_json(path: Path, record: dict) -> None:
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=1, default=float))
+        write_json(path, settings)
 
 
 def load_records(out_dir: str | os.PathLike) -> list[dict]:

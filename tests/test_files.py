@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
-from medssl_lab.files import atomic_file, content_key, remove_leftovers
+from medssl_lab.files import atomic_file, content_key, remove_leftovers, save_results, write_json
 from medssl_lab.pretrain.checkpoint import save_checkpoint
 
 
@@ -65,3 +68,29 @@ def test_leftovers_of_a_killed_write_are_removed_and_nothing_else(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.pt.abc.tmp", "checkpoint.pt"]
     remove_leftovers(tmp_path / "other.pt")
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_save_results_writes_json_with_plain_numbers_and_text_as_it_is(tmp_path: Path) -> None:
+    payload = {
+        "auc": np.float32(0.5),
+        "n": np.int64(3),
+        "ok": np.bool_(True),
+        "curve": np.arange(2),
+        "t": torch.tensor(2.5),
+    }
+    path = save_results(tmp_path, "robustness", "robustness.json", payload)
+    assert path == tmp_path / "robustness" / "robustness.json"
+    assert json.loads(path.read_text()) == {"auc": 0.5, "n": 3, "ok": True, "curve": [0, 1], "t": 2.5}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # results are for reading, unlike the store's salt
+    summary = save_results(tmp_path, "finetuning", "summary.md", "| arm |\n")
+    assert summary.read_text() == "| arm |\n"
+    with pytest.raises(TypeError, match="only a .json file"):
+        save_results(tmp_path, "finetuning", "summary.md", {"not": "text"})
+
+
+def test_write_json_leaves_the_old_file_when_the_payload_cannot_be_written(tmp_path: Path) -> None:
+    path = write_json(tmp_path / "runs" / "run.json", {"seed": 0})
+    with pytest.raises(TypeError):
+        write_json(path, {"seed": object()})
+    assert json.loads(path.read_text()) == {"seed": 0}
+    assert [p.name for p in path.parent.iterdir()] == ["run.json"]

@@ -10,7 +10,7 @@ from medssl_lab.pretrain.distributed import process_group, setup_distributed
 from medssl_lab.pretrain.methods import METHODS, make_objective
 from medssl_lab.pretrain.objective import SSLObjective
 from medssl_lab.pretrain.pretrained import Pretrained, load_pretrained
-from medssl_lab.pretrain.trainer import History, Pretrainer, ensure_pretrained, pretrain
+from medssl_lab.pretrain.trainer import History, Pretrainer, ShippedRun, ensure_pretrained, pretrain, shipped_run
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -20,6 +20,7 @@ __all__ = [
     "Pretrained",
     "Pretrainer",
     "SSLObjective",
+    "ShippedRun",
     "build_model",
     "collapse_hint",
     "ensure_pretrained",
@@ -31,4 +32,5 @@ __all__ = [
     "process_group",
     "setup_distributed",
     "shipped_encoder",
+    "shipped_run",
 ]

@@ -52,6 +52,17 @@ class Pretrained:
         """The same backbone architecture with fresh random weights, and its feature size (the scratch arm)."""
         return make_backbone(self.config.backbone, image_size=self.config.global_size)
 
+    def random_init(self, seed: int = 0) -> SwAVModel:
+        """The same model with the random weights ``seed`` draws, in eval mode on the CPU: the baseline that shows
+        what the architecture alone does, so that pretraining is judged by what it adds to it.
+
+        The weights are those of ``torch.manual_seed(seed); build_model(config)``, drawn in a forked random state:
+        the caller's random numbers go on as if this had not been called.
+        """
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(seed)
+            return build_model(self.config).eval()
+
     def copy(self) -> Pretrained:
         """An independent copy (downstream training changes its weights; the original stays as it was)."""
         return Pretrained(copy.deepcopy(self.model), self.config, dict(self.data), self.origin)

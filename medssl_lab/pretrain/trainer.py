@@ -15,7 +15,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -322,6 +322,38 @@ def pretrain(
     return trainer
 
 
+@dataclass(frozen=True)
+class ShippedRun:
+    """The encoder shipped with the package and the run that made it, as that run logged it."""
+
+    path: Path  #: the shipped checkpoint (weights, config, provenance, history)
+    config: PretrainConfig
+    history: History
+    steps: int
+    made_by: str  #: the command that made it
+
+
+def shipped_run(profile: str, **settings: Any) -> ShippedRun | None:
+    """The run behind the encoder shipped for ``profile``; None when the package ships none for it, or when
+    ``settings`` (PretrainConfig fields) ask for another run than the shipped one, e.g. ``method="simclr"``.
+
+    The one answer to "can the shipped encoder stand in for a run of these settings?": :func:`ensure_pretrained`
+    loads it instead of training, notebook 01 shows its logged run instead of training one.
+    """
+    unknown = set(settings) - {f.name for f in fields(PretrainConfig)}
+    if unknown:
+        raise ValueError(f"unknown PretrainConfig fields {sorted(unknown)}")
+    path = shipped_encoder(profile)
+    if path is None:
+        return None
+    state = load_checkpoint(path)
+    config = PretrainConfig(**state["config"])
+    if any(getattr(config, name) != value for name, value in settings.items()):
+        return None
+    history = History(rows=list(state.get("history", [])), stopped=state.get("stopped", ""))
+    return ShippedRun(path, config, history, int(state.get("step", 0)), state.get("made_by", "?"))
+
+
 def ensure_pretrained(
     output_dir: str | os.PathLike,
     profile: str = "cpu",
@@ -334,7 +366,8 @@ def ensure_pretrained(
     """Load-or-train: notebook 01's checkpoint in ``output_dir/pretrain``, else the encoder shipped for the profile,
     else a quick one.
 
-    The shipped encoder (``shipped=True``, the ``cpu`` profile) lets every later notebook start at once; without one,
+    The shipped encoder (``shipped=True``, the ``cpu`` profile, when ``overrides`` ask for nothing it was not made
+    with: :func:`shipped_run`) lets every later notebook start at once; without one,
     a short run of the same profile (a quarter of its epochs, at least one) is trained into that folder, so that
     every notebook runs on its own. ``origin`` of the result says which happened.
     """
@@ -347,12 +380,12 @@ def ensure_pretrained(
         found = load_pretrained(checkpoint, device)
         found.origin = f"loaded the pretrained checkpoint {checkpoint} ({found.describe()})"
         return found
-    ready = shipped_encoder(profile) if shipped and not overrides else None
+    ready = shipped_run(profile, **overrides) if shipped else None
     if ready is not None:
-        found = load_pretrained(ready, device)
+        found = load_pretrained(ready.path, device)
         found.origin = (
             f"no checkpoint in {folder}: using the encoder shipped with medssl-lab ({found.describe()}; "
-            f"made by `{load_checkpoint(ready).get('made_by', '?')}`)"
+            f"made by `{ready.made_by}`)"
         )
         return found
     config = PretrainConfig.for_profile(profile, device=device, seed=seed, **overrides)

@@ -18,6 +18,7 @@ from medssl_lab.pretrain import (
     export_encoder,
     load_pretrained,
     shipped_encoder,
+    shipped_run,
 )
 from medssl_lab.pretrain.checkpoint import FREE_ON_RESUME
 
@@ -67,6 +68,20 @@ def test_ensure_pretrained_uses_the_shipped_encoder_before_training(tmp_path: Pa
     found = ensure_pretrained(tmp_path, profile="cpu", device="cpu")
     assert "encoder shipped with medssl-lab" in found.origin and found.config.profile == "cpu"
     assert not (tmp_path / "pretrain").exists()  # nothing was trained
+
+
+def test_shipped_run_is_the_shipped_encoders_logged_run_and_only_stands_in_for_its_own_settings() -> None:
+    run = shipped_run("cpu", method="swav")
+    assert run is not None and run.path == shipped_encoder("cpu")
+    state = torch.load(run.path, map_location="cpu", weights_only=True)
+    assert run.config == PretrainConfig(**state["config"]) and run.made_by == state["made_by"]
+    assert run.history.stopped == "finished" and run.history.rows == state["history"] and run.steps == state["step"]
+    assert run.history.column("loss").shape == (len(state["history"]),)
+    assert shipped_run("cpu", epochs=run.config.epochs) is not None  # asks for what it was made with
+    assert shipped_run("cpu", method="simclr") is None and shipped_run("cpu", max_steps=5) is None
+    assert shipped_run("smoke") is None  # the package ships no smoke encoder
+    with pytest.raises(ValueError, match="unknown PretrainConfig fields"):
+        shipped_run("cpu", epoch=4)
 
 
 def test_the_shipped_encoder_was_trained_on_the_real_pool(data_dir: Path) -> None:

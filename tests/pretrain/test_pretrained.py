@@ -8,7 +8,7 @@ import torch
 
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
-from medssl_lab.pretrain import PretrainConfig, Pretrainer, load_pretrained
+from medssl_lab.pretrain import PretrainConfig, Pretrained, Pretrainer, build_model, load_pretrained
 
 
 def test_a_trained_handle_and_its_checkpoint_agree(tmp_path: Path) -> None:
@@ -37,3 +37,19 @@ def test_copy_is_independent_and_fresh_backbone_has_the_architecture(tmp_path: P
     fresh, dim = original.fresh_backbone()
     assert dim == original.model.feat_dim
     assert [p.shape for p in fresh.parameters()] == [p.shape for p in original.model.backbone.parameters()]
+
+
+def test_random_init_is_the_seeded_build_and_leaves_the_callers_random_numbers_alone() -> None:
+    config = PretrainConfig.for_profile("smoke", device="cpu")
+    handle = Pretrained(build_model(config), config)
+    torch.manual_seed(3)
+    expected = build_model(config).state_dict()  # what the notebooks wrote before: seed the global RNG, then build
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    model = handle.random_init(3)
+    assert torch.equal(torch.get_rng_state(), before)  # forked: the global stream did not move
+    assert not model.training and next(model.parameters()).device.type == "cpu"
+    got = model.state_dict()
+    assert got.keys() == expected.keys() and all(torch.equal(got[k], expected[k]) for k in got)
+    other = handle.random_init(4).state_dict()
+    assert not all(torch.equal(other[k], expected[k]) for k in other)
