@@ -5,6 +5,9 @@
 * ``cpu_long``: the cpu recipe for twice the epochs (under an hour), the best downstream gain on validation;
 * ``gpu``: ResNet-18 at 64 px, SwAV's 2 + 6 views, 30 epochs.
 
+Pretraining on a small pool of one's own (a few hundred images) takes smaller batches and more epochs
+(:data:`SMALL_POOL`).
+
 :class:`~medssl_lab.pretrain.PretrainConfig`, :class:`~medssl_lab.evaluation.downstream.TrainConfig`, the
 reproduction protocol, the CLI's choices and the notebooks all read their sizes from here.
 """
@@ -51,6 +54,17 @@ PRETRAIN: dict[str, dict[str, Any]] = {
         lr=1e-3,
         checkpoint_every=1000,
     ),
+}
+
+#: PretrainConfig fields for a small pool of one's own (notebook 06: a few hundred images from a few folders), on top
+#: of PRETRAIN: batches that such a pool fills several times per epoch, and more epochs, so that a run still takes a
+#: few hundred steps (cpu: 348 images, 5 batches of 64 per epoch, 40 epochs). The batch never exceeds the pool
+#: (:meth:`~medssl_lab.pretrain.PretrainConfig.for_small_pool`).
+SMALL_POOL: dict[str, dict[str, Any]] = {
+    "smoke": dict(batch_size=32, epochs=3),
+    "cpu": dict(batch_size=64, epochs=40),
+    "cpu_long": dict(batch_size=64, epochs=80),
+    "gpu": dict(batch_size=128, epochs=200),
 }
 
 #: TrainConfig fields of downstream training, the same for every arm of a comparison.

@@ -9,7 +9,7 @@ from typing import Any
 from medssl_lab.augment import MultiCropConfig
 from medssl_lab.checks import check_choices, check_numbers, check_whole
 from medssl_lab.models import BACKBONES, SwAVModel, make_backbone
-from medssl_lab.profiles import PRETRAIN, profile_settings
+from medssl_lab.profiles import PRETRAIN, SMALL_POOL, profile_settings
 
 
 @dataclass
@@ -123,6 +123,19 @@ class PretrainConfig:
         if unknown:
             raise ValueError(f"unknown PretrainConfig fields {sorted(unknown)}")
         return cls(profile=profile, **{**preset, **overrides})
+
+    @classmethod
+    def for_small_pool(cls, profile: str, n_images: int, **overrides: Any) -> PretrainConfig:
+        """The settings of a profile for a pool of only ``n_images`` (a store of one's own): the batch size and epochs
+        of :data:`medssl_lab.profiles.SMALL_POOL`, the batch no larger than the pool, ``overrides`` on top.
+
+        The profile's batch of 256 is more than such a pool holds, and its 4 epochs would be a handful of steps.
+        """
+        if n_images < 1:
+            raise ValueError(f"a pool of {n_images} images cannot be pretrained on")
+        small = profile_settings(SMALL_POOL, profile)
+        small["batch_size"] = min(small["batch_size"], n_images)
+        return cls.for_profile(profile, **{**small, **overrides})
 
     def augment_config(self) -> MultiCropConfig:
         """The multi-crop views of this run: its view counts and sizes, and any other fields from ``augment``."""

@@ -78,6 +78,55 @@ def read_index(root: str | os.PathLike) -> dict[str, np.ndarray]:
     return columns
 
 
+def _tables(root: str | os.PathLike, table: str) -> list[dict[str, str]]:
+    """The rows of one table (``"index"`` or ``"rejected"``) of every finished shard, in shard order."""
+    read_manifest(root)  # a clear error for a folder that is no store
+    layout = StoreLayout(Path(root))
+    rows: list[dict[str, str]] = []
+    for k in layout.done_shards():
+        with getattr(layout, table)(k).open(newline="") as handle:
+            rows += [{**row, "shard": str(k)} for row in csv.DictReader(handle)]
+    return rows
+
+
+def stored_rows(root: str | os.PathLike) -> list[dict[str, str]]:
+    """One dict per stored image: the index columns (source, file, frame, modality, the salted keys...) and its
+    ``shard``, in shard order, copies included (:func:`open_store` keeps the first).
+
+    What a store holds about its images, for reading without knowing its file layout (notebook 06 groups a
+    patient's images by their key).
+    """
+    return _tables(root, "index")
+
+
+def rejected_files(root: str | os.PathLike) -> list[dict[str, str]]:
+    """One dict per file that gave no image: ``source``, ``file``, ``reason``, ``detail`` (and its ``shard``).
+
+    What an ingest left out and why, read back from the store at any later time.
+    """
+    return _tables(root, "rejected")
+
+
+def stored_image(root: str | os.PathLike, source: str, file: str, frame: int = 0) -> np.ndarray | None:
+    """The store's image of one frame of one file (uint8, at the store's size), the first copy in shard order; None
+    when the store holds none (another source, a rejected file, or its paths were not kept).
+
+    ``file`` is the path relative to its source folder, as the ingest recorded it (``keep_paths``).
+    """
+    for row in stored_rows(root):
+        if (row["source"], row["file"], row["frame"]) == (source, file, str(frame)):
+            shard = np.load(StoreLayout(Path(root)).images(int(row["shard"])), mmap_mode="r")
+            return np.array(shard[int(row["row"])])
+    return None
+
+
+def image_bytes(root: str | os.PathLike) -> int:
+    """Bytes on disk of the store's finished image shards: what its image size costs (one byte per pixel)."""
+    read_manifest(root)
+    layout = StoreLayout(Path(root))
+    return sum(layout.images(k).stat().st_size for k in layout.done_shards())
+
+
 def open_store(root: str | os.PathLike, size: int | None = None) -> ImageSet:
     """The images of the store at ``root`` (duplicates left out), at ``size`` px (default: the store's size).
 

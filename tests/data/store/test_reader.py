@@ -14,12 +14,14 @@ import torch.multiprocessing as mp
 
 from medssl_lab.data.pool import balanced_weights, build_pool, pool_provenance
 from medssl_lab.data.stack import ImageStack
+from medssl_lab.data.store.decode import decode_file
 from medssl_lab.data.store.ingest import ingest
-from medssl_lab.data.store.reader import open_store
+from medssl_lab.data.store.reader import image_bytes, open_store, rejected_files, stored_image, stored_rows
 from medssl_lab.data.store.rules import Rules
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import DataError
 from medssl_lab.pretrain import PretrainConfig, Pretrainer, pretrain, process_group
+from tests.data.store.conftest import EXPECTED_REJECTIONS
 
 
 @pytest.fixture
@@ -43,6 +45,29 @@ def test_a_store_mixes_with_the_built_in_sources(store: Path, data_dir: Path) ->
     assert len(pool) == 4708 + 15 and isinstance(pool.images, ImageStack)
     assert set(pool.source) == {"pneumoniamnist", "archive"}
     assert len(pool_provenance(pool)["pixels_hash"]) == 20
+
+
+def test_the_stores_tables_images_and_size_read_without_its_file_layout(archive: Path, tmp_path: Path) -> None:
+    root = tmp_path / "kept"
+    ingest([str(archive)], root, Rules(size=32), files_per_shard=4, workers=1, keep_paths=True, progress=False)
+    rows = stored_rows(root)
+    shards = [int(r["shard"]) for r in rows]
+    assert len(rows) == 15 and shards == sorted(shards) and len(set(shards)) > 1  # every finished shard, in order
+    assert sum(r["file"] == "patient2/mr_multiframe/1.dcm" for r in rows) == 10  # one row per frame
+    assert {r["file"]: r["reason"] for r in rejected_files(root)} == EXPECTED_REJECTIONS
+    ct = stored_image(root, "archive", "patient1/ct/1.dcm")
+    assert ct is not None and ct.dtype == np.uint8 and ct.shape == (32, 32)
+    decoded = decode_file(archive / "patient1/ct/1.dcm", Rules(size=32), b"salt")
+    assert np.array_equal(ct, decoded.images[0])  # the image the ingest made of that file
+    frames = [stored_image(root, "archive", "patient2/mr_multiframe/1.dcm", frame) for frame in (0, 9)]
+    assert frames[0] is not None and frames[1] is not None and not np.array_equal(frames[0], frames[1])
+    assert stored_image(root, "archive", "patient3/rt/plan.dcm") is None  # rejected: no image
+    assert stored_image(root, "other", "patient1/ct/1.dcm") is None
+    assert stored_image(root, "archive", "patient1/ct/1.dcm", frame=1) is None
+    assert image_bytes(root) == sum(p.stat().st_size for p in (root / "shards").glob("*.npy"))
+    assert image_bytes(root) > 15 * 32 * 32
+    with pytest.raises(DataError, match="not a pool store"):
+        stored_rows(tmp_path)
 
 
 def test_an_unfinished_or_missing_store_is_a_clear_error(tmp_path: Path) -> None:
