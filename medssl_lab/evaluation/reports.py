@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from medssl_lab.evaluation.downstream import ARMS
+
+#: Differences no larger than this, of test AUC or of mean AUC drops, are called a tie: about the run-to-run noise of
+#: one seed. Over seeds 0-2 of the cpu reproduction (benchmarks/results/), an arm's PneumoniaMNIST test AUC varies by
+#: up to 0.012 (std), and its mean drop under one perturbation kind by up to about 0.01 for every kind but noise.
+TIE = 0.01
 
 
 def mean_std(values: list[float]) -> str:
@@ -83,10 +88,10 @@ def summary_markdown(records: list[dict], robust: list[dict], meta: dict) -> str
     return "\n".join(lines) + "\n"
 
 
-def gains_over_scratch(records: list[dict[str, Any]], tie: float = 0.01) -> list[dict[str, Any]]:
+def gains_over_scratch(records: list[dict[str, Any]], tie: float = TIE) -> list[dict[str, Any]]:
     """Each pretrained arm's test AUC minus scratch's (same task, label fraction and seed), with a verdict.
 
-    ``tie``: differences smaller than this are called a tie (about the run-to-run noise of one seed).
+    ``tie``: differences no larger than this are called a tie (:data:`TIE`, about the run-to-run noise of one seed).
     """
     scratch = {(r["task"], r["fraction"], r["seed"]): r["test_auc"] for r in records if r["arm"] == "scratch"}
     rows = []
@@ -108,3 +113,33 @@ def gains_over_scratch(records: list[dict[str, Any]], tie: float = 0.01) -> list
             }
         )
     return rows
+
+
+def lost_least(table: dict[str, dict[str, float]], tie: float = TIE) -> dict[str, str]:
+    """Per perturbation kind of a ``{kind: {arm: mean AUC drop}}`` table
+    (:func:`~medssl_lab.evaluation.robustness.mean_drops`), the arm that lost least, or ``"tie"`` when the arms'
+    drops lie within ``tie`` of each other: one seed cannot tell them apart, so no arm is named.
+    """
+    return {
+        kind: "tie" if max(drops.values()) - min(drops.values()) <= tie else min(drops, key=lambda a: drops[a])
+        for kind, drops in table.items()
+    }
+
+
+def drops_against(
+    table: dict[str, dict[str, float]],
+    arm: str,
+    baseline: str = "scratch",
+    kinds: Sequence[str] | None = None,
+    tie: float = TIE,
+) -> dict[str, list[str]]:
+    """The kinds (of ``kinds``, default all) under which ``arm`` lost less AUC than ``baseline`` by more than ``tie``
+    (``"less"``), more (``"more"``), or about as much (``"tie"``), from a ``{kind: {arm: mean AUC drop}}`` table.
+
+    How a pretrained arm fared against scratch under the kinds of a robustness claim, with one rule for ties.
+    """
+    verdicts: dict[str, list[str]] = {"less": [], "more": [], "tie": []}
+    for kind in table if kinds is None else kinds:
+        difference = table[kind][arm] - table[kind][baseline]
+        verdicts["less" if difference < -tie else "more" if difference > tie else "tie"].append(kind)
+    return verdicts

@@ -13,6 +13,11 @@ from medssl_lab.evaluation.inference import predict_proba
 from medssl_lab.evaluation.metrics import compute_metrics
 from medssl_lab.evaluation.perturbations import PERTURBATION_LEVELS, iter_perturbations
 
+#: The kinds that change intensities only: contrast, brightness and the contrast curve.
+INTENSITY_KINDS: tuple[str, ...] = ("intensity_scale", "intensity_shift", "gamma")
+#: The kinds under which the paper reports smaller AUC losses after pretraining: intensity changes, rotation, scaling.
+PAPER_KINDS: tuple[str, ...] = (*INTENSITY_KINDS, "rotation", "scaling")
+
 
 def robustness_curve(
     model: nn.Module,

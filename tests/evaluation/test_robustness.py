@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from medssl_lab.evaluation.perturbations import PERTURBATION_LEVELS
-from medssl_lab.evaluation.robustness import mean_drops, robustness_curve
+from medssl_lab.evaluation.robustness import INTENSITY_KINDS, PAPER_KINDS, mean_drops, robustness_curve
 from medssl_lab.models import Classifier, make_backbone
 
 
@@ -34,3 +34,8 @@ def test_mean_drops_average_over_severities_per_arm_and_kind() -> None:
         {"arm": "b", "kind": "noise", "drop": 0.0},
     ]
     assert mean_drops(rows) == {"noise": {"a": pytest.approx(0.2), "b": 0.0}}
+
+
+def test_the_claims_kinds_are_perturbation_kinds() -> None:
+    assert set(INTENSITY_KINDS) < set(PAPER_KINDS) <= set(PERTURBATION_LEVELS)
+    assert "gaussian_noise" not in PAPER_KINDS and "blur" not in PAPER_KINDS  # the paper claims no gain there
