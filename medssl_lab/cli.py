@@ -20,6 +20,8 @@ from medssl_lab.profiles import PROFILES
 if TYPE_CHECKING:
     from medssl_lab.pretrain import PretrainConfig
 
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]  # what add_subparsers returns
+
 
 def load_pool(
     data_dir: str | None, size: int, synthetic: bool = False, sources: list[str] | None = None
@@ -241,9 +243,18 @@ def cmd_docs_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="medssl-lab", description=__doc__)
-    sub = parser.add_subparsers(dest="command")
+SOURCE_HELP = (
+    "a pool source, repeatable: mednist, a MedMNIST subset (its train split) or a pool store folder "
+    "(medssl-lab ingest); default: mednist and pneumoniamnist"
+)
+
+
+def _add_source_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", action="append", help=SOURCE_HELP)
+
+
+def _add_data_command(sub: Subparsers) -> None:
+    """``data``: find the data and show the pool (the default job)."""
     data = sub.add_parser("data", help="find the data and show what the pretraining pool holds")
     data.add_argument(
         "--data-dir", default=None, help="folder with pneumoniamnist.npz and MedNIST.tar.gz (else $MEDSSL_DATA_DIR)"
@@ -251,14 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--size", type=int, default=32, help="pool image size in pixels")
     data.add_argument("--out", default="outputs", help="folder for the overview plot")
     data.add_argument("--synthetic", action="store_true", help="show synthetic phantoms instead (offline demo)")
-    data.add_argument(
-        "--source",
-        action="append",
-        help="a pool source, repeatable: mednist, a MedMNIST subset (its train split) or a pool store folder "
-        "(medssl-lab ingest); default: mednist and pneumoniamnist",
-    )
+    _add_source_option(data)
     data.set_defaults(func=cmd_data)
 
+
+def _add_pretrain_command(sub: Subparsers) -> None:
+    """``pretrain``: SwAV or SimCLR pretraining on the pool."""
     pre = sub.add_parser("pretrain", help="SwAV (or SimCLR) pretraining on the pool; torchrun for several processes")
     pre.add_argument("--profile", choices=PROFILES, default="cpu")
     pre.add_argument("--data-dir", default=None)
@@ -271,31 +280,27 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--device")
     pre.add_argument("--seed", type=int)
     pre.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
-    pre.add_argument(
-        "--source",
-        action="append",
-        help="a pool source, repeatable: mednist, a MedMNIST subset (its train split) or a pool store folder "
-        "(medssl-lab ingest); default: mednist and pneumoniamnist",
-    )
+    _add_source_option(pre)
     pre.add_argument(
         "--synthetic", action="store_true", help="pretrain on synthetic phantoms (offline demo, not medical data)"
     )
     pre.set_defaults(func=cmd_pretrain)
 
+
+def _add_reproduce_command(sub: Subparsers) -> None:
+    """``reproduce``: the paper in miniature."""
     rep = sub.add_parser("reproduce", help="the paper in miniature: pretrain, then scratch/linear/finetune/hybrid arms")
     rep.add_argument("--profile", choices=PROFILES, default="cpu")
     rep.add_argument("--data-dir", default=None)
     rep.add_argument("--out", default="outputs/reproduce")
     rep.add_argument("--device", default=None)
     rep.add_argument("--seeds", type=int, nargs="+", help="downstream seeds (default: 0 1 2; smoke: 0)")
-    rep.add_argument(
-        "--source",
-        action="append",
-        help="a pool source, repeatable: mednist, a MedMNIST subset (its train split) or a pool store folder "
-        "(medssl-lab ingest); default: mednist and pneumoniamnist",
-    )
+    _add_source_option(rep)
     rep.set_defaults(func=cmd_reproduce)
 
+
+def _add_ingest_command(sub: Subparsers) -> None:
+    """``ingest``: your own images into a pool store."""
     ing = sub.add_parser(
         "ingest", help="your own images (DICOM trees, image folders, MedMNIST .npz, MedNIST) into a pool store"
     )
@@ -319,6 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--data-dir", default=None, help="where the data set names are found")
     ing.set_defaults(func=cmd_ingest)
 
+
+def _add_benchmark_command(sub: Subparsers) -> None:
+    """``benchmark``: the frozen-feature benchmark of a checkpoint."""
     bench = sub.add_parser(
         "benchmark", help="frozen-feature benchmark of a checkpoint beside random init and raw pixels"
     )
@@ -334,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default=None, help="also write the table to this Markdown file")
     bench.set_defaults(func=cmd_benchmark)
 
+
+def _add_notebooks_command(sub: Subparsers) -> None:
+    """``notebooks run | student | links``: the notebook course."""
     nbs = sub.add_parser("notebooks", help="the notebook course")
     nbs_sub = nbs.add_subparsers(dest="action", required=True)
     run = nbs_sub.add_parser("run", help="execute every notebook in order with papermill")
@@ -362,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     links.set_defaults(func=cmd_links)
 
+
+def _add_docs_command(sub: Subparsers) -> None:
+    """``docs build | notebooks``: the course as a website."""
     docs = sub.add_parser("docs", help="the course as a website (Sphinx): executed notebooks in, the site built")
     docs_sub = docs.add_subparsers(dest="action", required=True)
     docs_build = docs_sub.add_parser("build", help="build the site with -W, then check every internal link")
@@ -374,6 +388,21 @@ def build_parser() -> argparse.ArgumentParser:
     docs_nbs.add_argument("--from", dest="run_dir", required=True, help="the --out folder of `notebooks run`")
     docs_nbs.add_argument("--dest", default=None, help="default: the repository's docs/course")
     docs_nbs.set_defaults(func=cmd_docs_notebooks)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medssl-lab", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    for add_command in (
+        _add_data_command,
+        _add_pretrain_command,
+        _add_reproduce_command,
+        _add_ingest_command,
+        _add_benchmark_command,
+        _add_notebooks_command,
+        _add_docs_command,
+    ):
+        add_command(sub)
     return parser
 
 
