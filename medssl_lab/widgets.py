@@ -138,69 +138,76 @@ def window_level_explorer(
         image. Static: a figure with one panel per preset.
     """
     hu = _as_2d(hu_image, "hu_image").astype(np.float32)
-    windows = dict(presets) if presets is not None else dict(WINDOW_PRESETS)
-    if not windows:
-        raise ValueError("presets is empty; pass e.g. {'brain': (40, 80)}")
-    for name, cw in windows.items():
-        if len(cw) != 2 or not float(cw[1]) > 0:
-            raise ValueError(f"preset {name!r} must be (center, width) with width > 0, got {cw}")
+    windows = _checked_windows(presets)
 
     def static() -> Figure:
         return plot_windows(hu, windows, panel_size)
 
     if not resolve_interactive(interactive):
         return static()
+    return _static_fallback(lambda: _window_level_widget(hu, windows, panel_size), static)
 
-    def build() -> Any:
-        import ipywidgets as w
 
-        lo, hi = float(np.nanmin(hu)), float(np.nanmax(hu))
-        span = max(hi - lo, 1.0)
-        c_min = min(lo, *(c for c, _ in windows.values()))
-        c_max = max(hi, *(c for c, _ in windows.values()))
-        w_max = max(2.0 * span, *(wd for _, wd in windows.values()))
-        first = next(iter(windows.values()))
-        dropdown = w.Dropdown(options=[*windows, "custom"], value=next(iter(windows)), description="preset")
-        center = w.FloatSlider(
-            value=first[0], min=c_min, max=c_max, step=span / 500, description="center", continuous_update=False
-        )
-        width = w.FloatSlider(
-            value=first[1],
-            min=max(span / 500, 1e-3),
-            max=w_max,
-            step=span / 500,
-            description="width",
-            continuous_update=False,
-        )
-        out = w.Output()
-        syncing = {"on": False}
+def _checked_windows(presets: Mapping[str, tuple[float, float]] | None) -> dict[str, tuple[float, float]]:
+    """The presets (default the CT ones) as a dict, or a ValueError naming the one that is not (center, width > 0)."""
+    windows = dict(presets) if presets is not None else dict(WINDOW_PRESETS)
+    if not windows:
+        raise ValueError("presets is empty; pass e.g. {'brain': (40, 80)}")
+    for name, cw in windows.items():
+        if len(cw) != 2 or not float(cw[1]) > 0:
+            raise ValueError(f"preset {name!r} must be (center, width) with width > 0, got {cw}")
+    return windows
 
-        def draw() -> Figure:
-            return plot_windows(hu, {dropdown.value: (center.value, width.value)}, panel_size * 1.5)
 
-        def on_preset(change: dict) -> None:
-            if change["new"] in windows:
-                syncing["on"] = True
-                center.value, width.value = windows[change["new"]]
-                syncing["on"] = False
-                _redraw(out, draw)
+def _window_level_widget(hu: np.ndarray, windows: dict[str, tuple[float, float]], panel_size: float) -> Any:
+    """A preset dropdown, center and width sliders kept in step with it, and the image under the chosen window."""
+    import ipywidgets as w
 
-        def on_slider(change: dict) -> None:
-            if syncing["on"]:
-                return
-            if dropdown.value != "custom" and tuple(windows.get(dropdown.value, ())) != (center.value, width.value):
-                syncing["on"] = True
-                dropdown.value = "custom"
-                syncing["on"] = False
+    lo, hi = float(np.nanmin(hu)), float(np.nanmax(hu))
+    span = max(hi - lo, 1.0)
+    c_min = min(lo, *(c for c, _ in windows.values()))
+    c_max = max(hi, *(c for c, _ in windows.values()))
+    w_max = max(2.0 * span, *(wd for _, wd in windows.values()))
+    first = next(iter(windows.values()))
+    dropdown = w.Dropdown(options=[*windows, "custom"], value=next(iter(windows)), description="preset")
+    center = w.FloatSlider(
+        value=first[0], min=c_min, max=c_max, step=span / 500, description="center", continuous_update=False
+    )
+    width = w.FloatSlider(
+        value=first[1],
+        min=max(span / 500, 1e-3),
+        max=w_max,
+        step=span / 500,
+        description="width",
+        continuous_update=False,
+    )
+    out = w.Output()
+    syncing = {"on": False}
+
+    def draw() -> Figure:
+        return plot_windows(hu, {dropdown.value: (center.value, width.value)}, panel_size * 1.5)
+
+    def on_preset(change: dict) -> None:
+        if change["new"] in windows:
+            syncing["on"] = True
+            center.value, width.value = windows[change["new"]]
+            syncing["on"] = False
             _redraw(out, draw)
 
-        dropdown.observe(on_preset, names="value")
-        center.observe(on_slider, names="value")
-        width.observe(on_slider, names="value")
+    def on_slider(change: dict) -> None:
+        if syncing["on"]:
+            return
+        if dropdown.value != "custom" and tuple(windows.get(dropdown.value, ())) != (center.value, width.value):
+            syncing["on"] = True
+            dropdown.value = "custom"
+            syncing["on"] = False
         _redraw(out, draw)
-        return w.VBox([w.HBox([dropdown, center, width]), out])
 
-    return _static_fallback(build, static)
+    dropdown.observe(on_preset, names="value")
+    center.observe(on_slider, names="value")
+    width.observe(on_slider, names="value")
+    _redraw(out, draw)
+    return w.VBox([w.HBox([dropdown, center, width]), out])
 
 
 # --------------------------------------------------------------------------- augmentation
@@ -335,14 +342,7 @@ def cluster_browser(
     if len(a) == 0:
         raise ValueError("cluster_browser got no images")
     lab = None if labels is None else label_vector(labels, len(a))
-    clusters, sizes = np.unique(a, return_counts=True)
-    order = clusters[np.lexsort((clusters, -sizes))]
-    size_of = dict(zip(clusters.tolist(), sizes.tolist()))
-    rng = np.random.default_rng(seed)
-    members = {}
-    for c in order.tolist():
-        idx = np.flatnonzero(a == c)
-        members[c] = np.sort(rng.choice(idx, per_page, replace=False)) if len(idx) > per_page else idx
+    order, size_of, members = _cluster_pages(a, per_page, seed)
 
     def describe(c: Any) -> str:
         text = f"cluster {c} (n={size_of[c]})"
@@ -384,3 +384,16 @@ def cluster_browser(
         return w.VBox([dropdown, out])
 
     return _static_fallback(build, static)
+
+
+def _cluster_pages(assignments: np.ndarray, per_page: int, seed: int) -> tuple[np.ndarray, dict, dict]:
+    """Clusters largest first (ties by id), their sizes, and the images shown of each (a seeded sample when larger)."""
+    clusters, sizes = np.unique(assignments, return_counts=True)
+    order = clusters[np.lexsort((clusters, -sizes))]
+    size_of = dict(zip(clusters.tolist(), sizes.tolist()))
+    rng = np.random.default_rng(seed)
+    members = {}
+    for c in order.tolist():
+        idx = np.flatnonzero(assignments == c)
+        members[c] = np.sort(rng.choice(idx, per_page, replace=False)) if len(idx) > per_page else idx
+    return order, size_of, members

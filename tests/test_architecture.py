@@ -242,3 +242,35 @@ def test_a_missing_or_stale_module_is_reported():
 def test_a_malformed_list_is_refused(block):
     with pytest.raises(ValueError, match="line"):
         parse_layers(block)
+
+
+MAX_FUNCTION_LINES = 80
+MAX_MODULE_LINES = 600
+
+
+def oversized(path: Path, source: str) -> list[str]:
+    """The functions (methods and nested ones included, decorators counted) and the module over the size limits."""
+    where = path.relative_to(ROOT)
+    found = []
+    lines = len(source.splitlines())
+    if lines > MAX_MODULE_LINES:
+        found.append(f"{where}: {lines} lines (at most {MAX_MODULE_LINES})")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            start = min([node.lineno] + [decorator.lineno for decorator in node.decorator_list])
+            length = (node.end_lineno or node.lineno) - start + 1
+            if length > MAX_FUNCTION_LINES:
+                found.append(f"{where}:{node.lineno} {node.name}: {length} lines (at most {MAX_FUNCTION_LINES})")
+    return found
+
+
+def test_functions_and_modules_are_small():
+    found = [line for path in sorted(PACKAGE.rglob("*.py")) for line in oversized(path, path.read_text())]
+    assert not found, "split these:\n" + "\n".join(found)
+
+
+def test_an_oversized_function_or_module_is_reported():
+    long_function = "def f():\n" + "    x = 1\n" * MAX_FUNCTION_LINES
+    assert oversized(PACKAGE / "probe.py", long_function) == ["medssl_lab/probe.py:1 f: 81 lines (at most 80)"]
+    assert oversized(PACKAGE / "probe.py", "@cache\ndef f():\n" + "    x = 1\n" * 78) == []
+    assert oversized(PACKAGE / "probe.py", "x = 1\n" * 601) == ["medssl_lab/probe.py: 601 lines (at most 600)"]

@@ -72,20 +72,14 @@ def compute_umap(
         warnings.filterwarnings("ignore", category=FutureWarning)
         import umap
 
-        knn = None
-        if metric in ("euclidean", "cosine") and len(x) <= exact_knn_max:
-            from sklearn.neighbors import NearestNeighbors
-
-            algorithm = "brute" if metric == "cosine" else "auto"
-            dist, ind = NearestNeighbors(n_neighbors=k, metric=metric, algorithm=algorithm).fit(x).kneighbors(x)
-            knn = (ind.astype(np.int32), dist.astype(np.float32), None)
+        exact = metric in ("euclidean", "cosine") and len(x) <= exact_knn_max
         reducer = umap.UMAP(
             n_neighbors=k,
             min_dist=min_dist,
             metric=metric,
             n_epochs=n_epochs,
             random_state=seed,
-            precomputed_knn=knn if knn is not None else (None, None, None),
+            precomputed_knn=_exact_knn(x, k, metric) if exact else (None, None, None),
             verbose=verbose,
         )
         coords = reducer.fit_transform(x).astype(np.float32)
@@ -94,4 +88,10 @@ def compute_umap(
     return coords, index
 
 
-# --------------------------------------------------------------------------- embedding plots
+def _exact_knn(x: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray, None]:
+    """The exact ``k``-neighbour graph of ``x`` (scikit-learn) in the form UMAP's ``precomputed_knn`` takes."""
+    from sklearn.neighbors import NearestNeighbors
+
+    algorithm = "brute" if metric == "cosine" else "auto"
+    dist, ind = NearestNeighbors(n_neighbors=k, metric=metric, algorithm=algorithm).fit(x).kneighbors(x)
+    return ind.astype(np.int32), dist.astype(np.float32), None

@@ -51,6 +51,13 @@ def _files_table(files: dict[str, int], differences: dict[str, float]) -> str:
     return "\n".join(header + rows)
 
 
+def _front_matter(method: str) -> str:
+    """The YAML block model hubs read: licence, library, task and tags."""
+    tags = ["medical-imaging", "self-supervised-learning", method, "feature-extraction", "medssl-lab"]
+    head = ["---", "license: apache-2.0", "library_name: monai", "pipeline_tag: image-feature-extraction", "tags:"]
+    return "\n".join([*head, *(f"- {tag}" for tag in tags), "---"])
+
+
 def model_card(
     config: dict[str, Any],
     state: dict[str, Any],
@@ -65,17 +72,7 @@ def model_card(
     compute = f"{seconds / 60:.1f} min" if seconds else "not recorded"
     script, onnx = FILE_NAMES["torchscript"], FILE_NAMES["onnx"]
     title = f"medssl-lab encoder: {pre['method']} {pre['backbone']} at {pre['image_size']} px"
-    return f"""---
-license: apache-2.0
-library_name: monai
-pipeline_tag: image-feature-extraction
-tags:
-- medical-imaging
-- self-supervised-learning
-- {pre["method"]}
-- feature-extraction
-- medssl-lab
----
+    return f"""{_front_matter(pre["method"])}
 
 # {title}
 
