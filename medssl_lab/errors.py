@@ -36,3 +36,18 @@ class NoPixelData(DataError):
 
 class UnsupportedTransferSyntax(DataError):
     """Compressed pixels that no installed decoder reads: the fix is a plugin or a conversion, not a re-copy."""
+
+
+# The volume reader's failures (NIfTI, MHA, NRRD: medssl_lab.data.volume), by kind, as for DICOM.
+
+
+class NotAVolume(DataError):
+    """A file named as a volume (``.nii``, ``.mha``, ``.nrrd``, ...) whose content is no such format."""
+
+
+class CorruptVolume(DataError):
+    """A volume whose header or voxels cannot be read in full: truncated, a damaged gzip stream, a bad header."""
+
+
+class UnsupportedVolume(DataError):
+    """A readable volume that is not one grey-value image grid: more than 4 dimensions, vector or colour voxels."""

@@ -3,19 +3,22 @@
 The rules, applied in this order (docs/stores.md repeats them):
 
 * **Frames.** Every stored frame of a file is one 2D image in the plane it was acquired in; a multi-frame file
-  (an enhanced CT or MR volume, a cine loop) gives every ``stride``-th frame. Volumes are not resampled to another
-  plane.
+  (an enhanced CT or MR volume, a cine loop) gives every ``stride``-th frame. A NIfTI, MHA or NRRD volume gives
+  every ``stride``-th slice across its slice axis, oriented from its direction cosines as DICOM images are shown
+  (:mod:`medssl_lab.data.volume` states the rules); a volume whose voxels all hold one value is ``empty``, one of
+  a few whole values a label map (``derived_object``). Volumes are not resampled to another plane.
 * **Intensities to uint8.** MONOCHROME1 is inverted and colour becomes luma on reading
-  (:func:`medssl_lab.data.dicom_image.image_from_dataset`). Then CT goes through an HU window (default soft
-  tissue, 40/400); MR and ultrasound through the 0.5th to 99.5th percentile of the file's pixels (their stored
-  values have no common scale); every other modality (radiographs, mammograms, ...) through the file's own VOI LUT
-  or window when it has one, else those percentiles. Image files: 8-bit as stored, wider ones over their bit depth
-  in use.
+  (:func:`medssl_lab.data.dicom_image.image_from_dataset`). Then CT (for a volume: by its MHA tag, else by its
+  values being HU) goes through an HU window (default soft tissue, 40/400); MR and ultrasound through the 0.5th to
+  99.5th percentile of the file's pixels (their stored values have no common scale); every other modality
+  (radiographs, mammograms, ...) through the file's own VOI LUT or window when it has one, else those
+  percentiles (volumes have neither). Image files: 8-bit as stored, wider ones over their bit depth in use.
 * **Size.** The image is padded with black to a square (nothing is cut off), then resized to ``size`` px
   (bilinear, antialiased).
 
-Which files are DICOM is the reader's policy (:func:`medssl_lab.data.dicom.read_dataset`: files without the
-preamble too), and its failures are rejected by their type (:data:`READER_REASONS`), never by their words.
+Which files are volumes is their suffix (``.nii``, ``.nii.gz``, ``.mha``, ``.mhd``, ``.nrrd``, ``.nhdr``); which
+other files are DICOM is the reader's policy (:func:`medssl_lab.data.dicom.read_dataset`: files without the
+preamble too). Both readers' failures are rejected by their type (:data:`READER_REASONS`), never by their words.
 
 Nothing identifying leaves this module in clear: patient, study, series and instance identifiers come back as
 salted keys (:func:`salted_key`), and a file flagged ``BurnedInAnnotation = YES`` is rejected unless allowed.
@@ -35,8 +38,18 @@ from medssl_lab.data.folder import IMAGE_SUFFIXES, decode_gray
 from medssl_lab.data.intensity import apply_window, unit_to_uint8
 from medssl_lab.data.resize import resize_uint8
 from medssl_lab.data.store.rules import Rules
+from medssl_lab.data.volume import LABEL_VALUES, read_volume, volume_suffix
 from medssl_lab.data.windowing import window_image
-from medssl_lab.errors import CorruptDicom, DataError, NoPixelData, NotDicom, UnsupportedTransferSyntax
+from medssl_lab.errors import (
+    CorruptDicom,
+    CorruptVolume,
+    DataError,
+    NoPixelData,
+    NotAVolume,
+    NotDicom,
+    UnsupportedTransferSyntax,
+    UnsupportedVolume,
+)
 
 #: DICOM Modality tag -> the pool's modality name (others keep their tag)
 MODALITY_NAMES = {
@@ -66,18 +79,23 @@ REASONS = (
     "rt_object",  # radiotherapy objects (structures, plans, dose grids): not images to learn from
     "derived_object",  # segmentations, registrations, reports and other objects made from images
     "unsupported_compression",  # no installed decoder for the transfer syntax
+    "unsupported_volume",  # a volume that is no grey-value grid: over 4 dimensions, vector, colour or complex voxels
+    "empty",  # a volume whose voxels all hold one value
     "burned_in_annotation",  # flagged as carrying text in its pixels (allow with allow_burned_in)
     "too_small",  # smaller than MIN_SIDE px on a side
     "decode_error",  # anything else that went wrong with the file (the detail has the exception)
 )
 MIN_SIDE = 8
-#: the reader's error types -> the rejected reason, so that rewording a message never changes a store's tables;
-#: any other DataError (a file that cannot be opened) is a ``decode_error``
+#: the DICOM and volume readers' error types -> the rejected reason, so that rewording a message never changes a
+#: store's tables; any other DataError (a file that cannot be opened) is a ``decode_error``
 READER_REASONS: dict[type[DataError], str] = {
     NotDicom: "not_an_image",
     CorruptDicom: "corrupt",
     NoPixelData: "no_pixel_data",
     UnsupportedTransferSyntax: "unsupported_compression",
+    NotAVolume: "not_an_image",
+    CorruptVolume: "corrupt",
+    UnsupportedVolume: "unsupported_volume",
 }
 
 
@@ -130,7 +148,7 @@ def percentile_uint8(pixels: np.ndarray, percentiles: tuple[float, float]) -> np
 
 
 def rejected_by_reader(exc: DataError, path: Path) -> Rejected:
-    """The rejection for an error of the DICOM reader: its reason by the error's type, its detail the message."""
+    """The rejection for an error of a reader: its reason by the error's type, its detail the message."""
     reason = next((r for kind, r in READER_REASONS.items() if isinstance(exc, kind)), "decode_error")
     return Rejected(reason, str(exc).replace(f"{path}: ", ""))
 
@@ -201,8 +219,49 @@ def decode_image_file(path: Path, rules: Rules, salt: bytes) -> Decoded:
     )
 
 
+def decode_volume(path: Path, rules: Rules, salt: bytes) -> Decoded:
+    """Every ``stride``-th slice of one NIfTI, MHA or NRRD volume as pool images, or :class:`Rejected`.
+
+    Slices, orientation and modality follow :mod:`medssl_lab.data.volume`; intensities follow the DICOM rules.
+    A volume has no patient or study identifiers: its series key is a salted hash of its voxels, and its slices'
+    keys add the slice number, so the same volume in two files or formats is kept once.
+    """
+    try:
+        volume = read_volume(path)
+    except DataError as exc:
+        raise rejected_by_reader(exc, path) from exc
+    voxels = volume.voxels
+    if voxels.size == 0 or voxels.min() == voxels.max():
+        raise Rejected("empty", f"{voxels.shape} voxels, all {voxels.flat[0] if voxels.size else 'absent'}")
+    slices = volume.slices()
+    frames = list(range(0, len(slices), max(1, rules.stride)))
+    pixels = slices[frames]
+    if min(pixels.shape[1:]) < MIN_SIDE:
+        raise Rejected("too_small", f"{pixels.shape[2]}x{pixels.shape[1]} px slices ({volume.plane()})")
+    if volume.is_label_map():
+        raise Rejected("derived_object", f"a label map or mask (at most {LABEL_VALUES} distinct whole values)")
+    modality = volume.modality()
+    if modality == "CT":
+        gray = apply_window(pixels, *rules.ct_window)
+    else:  # MR, and anything else a volume holds (no VOI LUT or window in these formats)
+        gray = percentile_uint8(pixels, rules.percentiles)
+    digest = volume.digest()
+    return Decoded(
+        images=np.stack([square_resize(g, rules.size) for g in gray]),
+        frames=frames,
+        modality=modality,
+        body_part="",
+        patient="",
+        study="",
+        series=salted_key(salt, digest),
+        instances=[salted_key(salt, f"{digest}/{f}") for f in frames],
+    )
+
+
 def decode_file(path: Path, rules: Rules, salt: bytes) -> Decoded:
-    """Any source file: image suffixes as images, everything else tried as DICOM (many DICOM files have none)."""
+    """Any source file: volume and image suffixes as such, everything else tried as DICOM (many have none)."""
+    if volume_suffix(path):
+        return decode_volume(path, rules, salt)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return decode_image_file(path, rules, salt)
     return decode_dicom(path, rules, salt)

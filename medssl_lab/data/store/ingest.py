@@ -1,4 +1,4 @@
-"""Ingest sources (DICOM trees, image folders, MedMNIST .npz files, MedNIST) into a pool store, in parallel.
+"""Ingest sources (DICOM trees, NIfTI/MHA/NRRD volumes, image folders, MedMNIST .npz, MedNIST) into a pool store.
 
 The sources' files are listed in a fixed order (sources as given, files sorted) and cut into shards of
 ``files_per_shard`` files; each worker process decodes one shard and writes it atomically, its ``.json`` last. A
@@ -83,7 +83,7 @@ def plan_units(sources: Sequence[str], data_dir: str | os.PathLike | None = None
             root = path.resolve()
             found = [Unit(name or root.name, f, f.relative_to(root).as_posix()) for f in _walk(root)]
             if not found:
-                raise DataError(f"{path}: the folder holds no files; point at a folder of DICOM or image files")
+                raise DataError(f"{path}: the folder holds no files; point at a folder of DICOM, volume or image files")
             units += [
                 Unit(u.source, u.path, u.relative, "medmnist") if u.path.suffix.lower() in DATASET_SUFFIXES else u
                 for u in found

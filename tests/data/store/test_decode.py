@@ -1,14 +1,18 @@
-"""One source file to pool images: the store reads DICOM by the reader's policy and rejects by error type."""
+"""One source file to pool images: the store reads DICOM by the reader's policy, volumes by their suffix, and
+rejects by error type."""
 
 from __future__ import annotations
 
+import gzip
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import nibabel
 import numpy as np
 import pydicom
 import pytest
+import SimpleITK as sitk
 from pydicom.data import get_testdata_file
 from pydicom.dataset import FileMetaDataset
 
@@ -16,7 +20,17 @@ from medssl_lab.data.dicom import load_dicom
 from medssl_lab.data.store import decode
 from medssl_lab.data.store.decode import Rejected, decode_file
 from medssl_lab.data.store.rules import Rules
-from medssl_lab.errors import CorruptDicom, DataError, NoPixelData, NotDicom, UnsupportedTransferSyntax
+from medssl_lab.errors import (
+    CorruptDicom,
+    CorruptVolume,
+    DataError,
+    NoPixelData,
+    NotAVolume,
+    NotDicom,
+    UnsupportedTransferSyntax,
+    UnsupportedVolume,
+)
+from tests.data.store.conftest import NIBABEL_DATA
 
 SALT = b"test-salt"
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -124,3 +138,124 @@ def test_every_reader_error_type_has_its_reason(
         decode_file(pydicom_file("CT_small.dcm"), Rules(), SALT)
     assert (info.value.reason, info.value.detail) == (reason, "a message without the usual words")
     assert set(decode.READER_REASONS.values()) < set(decode.REASONS)
+
+
+def nibabel_file(name: str) -> Path:
+    return NIBABEL_DATA / name
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm"])
+def test_a_real_dicom_as_a_nifti_volume_gives_the_same_image_by_the_same_rules(tmp_path: Path, name: str) -> None:
+    """A real CT (HU from -896 up) and MR converted to NIfTI by SimpleITK: the volume's modality comes from its
+    values, its orientation from its direction cosines, and the pool image is the DICOM's to the pixel."""
+    nifti = tmp_path / f"{name}.nii.gz"
+    sitk.WriteImage(sitk.ReadImage(str(pydicom_file(name))), str(nifti))
+    volume, dicom = decode_file(nifti, Rules(), SALT), decode_file(pydicom_file(name), Rules(), SALT)
+    assert volume.modality == dicom.modality == name[:2]
+    np.testing.assert_array_equal(volume.images, dicom.images)
+    assert volume.frames == [0] and volume.patient == volume.study == "" and len(volume.series) == 16
+
+
+def test_a_volume_gives_every_stride_th_slice_and_copies_share_their_keys(tmp_path: Path) -> None:
+    nifti = nibabel_file("anatomical.nii")
+    every = decode_file(nifti, Rules(size=32), SALT)
+    assert every.images.shape == (25, 32, 32) and every.modality == "MR"
+    third = decode_file(nifti, Rules(size=32, stride=3), SALT)
+    assert third.frames == list(range(0, 25, 3))
+    mha = tmp_path / "copy.mha"
+    sitk.WriteImage(sitk.ReadImage(str(nifti)), str(mha))
+    copy = decode_file(mha, Rules(size=32, stride=3), SALT)
+    assert copy.instances == third.instances and copy.series == every.series  # one volume: kept once
+    np.testing.assert_array_equal(copy.images, third.images)  # (percentiles over the slices kept, as for DICOM)
+    assert len(set(every.instances)) == 25
+
+
+def test_a_ct_volume_goes_through_the_hu_window(tmp_path: Path) -> None:
+    hu = np.full((40, 40, 3), -1000, np.int16)  # air, and a square of soft tissue (40 HU) and of bone (1000 HU)
+    hu[10:20, 10:20], hu[25:35, 25:35] = 40, 1000
+    hu[39] = np.linspace(-1000, 1000, 40 * 3).astype(np.int16).reshape(40, 3)  # a ramp: an image, not a label map
+    path = tmp_path / "ct.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(hu, np.diag([-1.0, -1.0, 2.5, 1.0])), path)  # LPS-stored: no flip on display
+    decoded = decode_file(path, Rules(size=40, ct_window=(40.0, 400.0)), SALT)
+    assert decoded.modality == "CT"
+    image = decoded.images[0]
+    assert (image[0, 0], image[15, 15], image[30, 30]) == (0, 128, 255)  # rows j, columns i, as stored in LPS
+
+
+def _reworded_volume(monkeypatch: pytest.MonkeyPatch) -> None:
+    function = decode.read_volume
+
+    def wrapper(path: Path) -> object:
+        try:
+            return function(path)
+        except DataError as exc:
+            raise type(exc)(f"{path}: something went wrong; try again") from exc
+
+    monkeypatch.setattr(decode, "read_volume", wrapper)
+
+
+def _truncated_nii_gz(tmp_path: Path) -> Path:
+    data = gzip.compress(nibabel_file("anatomical.nii").read_bytes())
+    (tmp_path / "cut.nii.gz").write_bytes(data[: len(data) * 3 // 4])
+    return tmp_path / "cut.nii.gz"
+
+
+def _text_nii(tmp_path: Path) -> Path:
+    (tmp_path / "notes.nii").write_text("exported by the PACS\n" * 30)
+    return tmp_path / "notes.nii"
+
+
+def _cifti(tmp_path: Path) -> Path:
+    return Path(shutil.copy(nibabel_file("row_major.dconn.nii"), tmp_path))
+
+
+def _label_map(tmp_path: Path) -> Path:  # a brain mask made from a real anatomy (as segmentation tools write)
+    anatomy = nibabel.load(nibabel_file("anatomical.nii"))
+    mask = (np.asanyarray(anatomy.dataobj) > 8000).astype(np.uint8) * 2
+    nibabel.save(nibabel.Nifti1Image(mask, anatomy.affine), tmp_path / "brain_mask.nii.gz")
+    return tmp_path / "brain_mask.nii.gz"
+
+
+def _blank(tmp_path: Path) -> Path:
+    nibabel.save(nibabel.Nifti1Image(np.full((16, 16, 4), 7, np.int16), np.eye(4)), tmp_path / "blank.nii")
+    return tmp_path / "blank.nii"
+
+
+VOLUME_FAILURES = {
+    "corrupt": _truncated_nii_gz,
+    "not_an_image": _text_nii,
+    "unsupported_volume": _cifti,
+    "empty": _blank,
+    "derived_object": _label_map,
+    "too_small": lambda tmp_path: Path(shutil.copy(nibabel_file("standard.nii.gz"), tmp_path)),
+}
+
+
+@pytest.mark.parametrize("reworded", [False, True], ids=["as-written", "reworded"])
+@pytest.mark.parametrize("reason", list(VOLUME_FAILURES))
+def test_bad_volumes_are_rejected_by_the_type_of_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reason: str, reworded: bool
+) -> None:
+    path = VOLUME_FAILURES[reason](tmp_path)
+    if reworded:
+        _reworded_volume(monkeypatch)
+    with pytest.raises(Rejected) as info:
+        decode_file(path, Rules(), SALT)
+    assert info.value.reason == reason, info.value.detail
+    assert info.value.detail and str(tmp_path) not in info.value.detail
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [(NotAVolume, "not_an_image"), (CorruptVolume, "corrupt"), (UnsupportedVolume, "unsupported_volume")],
+)
+def test_every_volume_error_type_has_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: type[DataError], reason: str
+) -> None:
+    def fail(path: Path) -> None:
+        raise error(f"{path}: a message without the usual words")
+
+    monkeypatch.setattr(decode, "read_volume", fail)
+    with pytest.raises(Rejected) as info:
+        decode_file(nibabel_file("anatomical.nii"), Rules(), SALT)
+    assert (info.value.reason, info.value.detail) == (reason, "a message without the usual words")

@@ -19,7 +19,14 @@ from medssl_lab.data.store.layout import StoreLayout
 from medssl_lab.data.store.reader import open_store
 from medssl_lab.data.store.rules import Rules
 from medssl_lab.errors import DataError
-from tests.data.store.conftest import ACCESSION, EXPECTED_REJECTIONS, PATIENT_ID, PATIENT_NAME
+from tests.data.store.conftest import (
+    ACCESSION,
+    EXPECTED_REJECTIONS,
+    EXPECTED_VOLUME_REJECTIONS,
+    PATIENT_ID,
+    PATIENT_NAME,
+    REAL_VOLUMES,
+)
 
 
 def _table(paths: list[Path]) -> list[dict]:
@@ -181,3 +188,33 @@ def test_machines_starting_one_store_at_once_share_one_salt(tmp_path: Path) -> N
     runs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE) for _ in range(4)]
     salts = {run.communicate()[0].strip() for run in runs}
     assert len(salts) == 1 and [p.name for p in tmp_path.iterdir()] == ["salt"]
+
+
+def test_real_volumes_are_ingested_slice_by_slice_and_bad_ones_rejected(volumes: Path, tmp_path: Path) -> None:
+    report = ingest([str(volumes)], tmp_path / "store", Rules(size=32), workers=1, keep_paths=True, progress=False)
+    layout = StoreLayout(tmp_path / "store")
+    rejected = {r["file"]: r["reason"] for r in _table(sorted(layout.shards.glob("*.rejected.csv")))}
+    assert rejected == EXPECTED_VOLUME_REJECTIONS
+    index = _table(sorted(layout.shards.glob("*.index.csv")))
+    per_file = {f: sum(r["file"] == f for r in index) for f in {r["file"] for r in index}}
+    expected = {where: n for where, n in REAL_VOLUMES.values() if n}
+    expected.update({"brain/copies/anatomical.mha": 25, "brain/copies/anatomical.nrrd": 25, "ct/ct_small.nii.gz": 1})
+    assert per_file == expected
+    assert {r["file"]: r["modality"] for r in index if r["file"].startswith("ct/")} == {"ct/ct_small.nii.gz": "CT"}
+    assert {r["modality"] for r in index if not r["file"].startswith("ct/")} == {"MR"}
+    assert report.images == len(index) == 137
+    assert len(open_store(tmp_path / "store")) == 137 - 50  # the MHA and NRRD copies hold the same voxels
+
+
+def test_the_ingest_command_reads_a_folder_of_volumes_with_a_stride(
+    volumes: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "store"
+    command = ["ingest", str(volumes), "--out", str(out), "--size", "32", "--stride", "2", "--workers", "1"]
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    index = _table(sorted(StoreLayout(out).shards.glob("*.index.csv")))
+    assert len(index) == 13 * 3 + 11 + 12 + 6 + 2 + 1  # every other slice, from slice 0
+    assert {int(r["frame"]) for r in index if r["modality"] == "MR"} == set(range(0, 25, 2))
+    assert "corrupt" in printed and "unsupported_volume" in printed and "empty" in printed
+    assert "anatomical" not in printed and "anatomical" not in "".join(r["file"] for r in index)  # paths salted
