@@ -57,9 +57,9 @@ PRETRAIN: dict[str, dict[str, Any]] = {
 }
 
 #: PretrainConfig fields for a small pool of one's own (notebook 06: a few hundred images from a few folders), on top
-#: of PRETRAIN: batches that such a pool fills several times per epoch, and more epochs, so that a run still takes a
-#: few hundred steps (cpu: 348 images, 5 batches of 64 per epoch, 40 epochs). The batch never exceeds the pool
-#: (:meth:`~medssl_lab.pretrain.PretrainConfig.for_small_pool`).
+#: of PRETRAIN: batches that such a pool fills several times per epoch, and more epochs, so that a run still takes
+#: over a hundred steps (cpu: the example folders' 217 distinct images, 3 batches of 64 per epoch, 40 epochs). The
+#: batch never exceeds the pool (:meth:`~medssl_lab.pretrain.PretrainConfig.for_small_pool`).
 SMALL_POOL: dict[str, dict[str, Any]] = {
     "smoke": dict(batch_size=32, epochs=3),
     "cpu": dict(batch_size=64, epochs=40),
