@@ -138,6 +138,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
     )
     print("\n".join(report.lines()))
+    report.check()  # a store without images, or a run whose every file was rejected, is an error (exit 2)
     print(f"pretrain on it: medssl-lab pretrain --source {args.out} --out runs/own")
     return 0
 
@@ -164,6 +165,28 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.out:
         Path(args.out).write_text(table + "\n")
         print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from medssl_lab.export import export_encoder
+    from medssl_lab.export.encoder import require_tools
+    from medssl_lab.pretrain import load_checkpoint
+
+    formats = tuple(args.formats)
+    require_tools(formats)
+    load_checkpoint(args.run)  # fails before the data loads
+    benchmark = None
+    if args.benchmark:
+        from medssl_lab.evaluation.representation import load_benchmark_data, representation_benchmark
+
+        benchmark = representation_benchmark(args.run, load_benchmark_data(args.data_dir), device=args.device)
+    report = export_encoder(args.run, args.out, formats, benchmark)
+    for name, size in report.files.items():
+        print(f"  {name:22s} {size / 1e3:9.1f} kB")
+    checks = ", ".join(f"{fmt} {diff:.1e}" for fmt, diff in report.differences.items())
+    print(f"max abs feature difference on {report.n_check_images} real DICOM images: {checks}")
+    print(f"wrote {report.out_dir} in {report.seconds:.1f} s; its README.md is the model card")
     return 0
 
 
@@ -343,6 +366,28 @@ def _add_benchmark_command(sub: Subparsers) -> None:
     bench.set_defaults(func=cmd_benchmark)
 
 
+def _add_export_command(sub: Subparsers) -> None:
+    """``export``: the encoder as safetensors + config.json, TorchScript and ONNX, with a model card."""
+    from medssl_lab.export import FORMATS
+
+    exp = sub.add_parser(
+        "export", help="the encoder as safetensors + config.json (plain MONAI), TorchScript and ONNX, with a model card"
+    )
+    exp.add_argument("run", help="a pretraining run folder or its checkpoint.pt")
+    exp.add_argument("--out", required=True, help="folder to write into (created; files replaced only when checked)")
+    exp.add_argument(
+        "--formats", nargs="+", choices=FORMATS, default=list(FORMATS), help="formats to write (default: all)"
+    )
+    exp.add_argument(
+        "--benchmark",
+        action="store_true",
+        help="also run the frozen-feature benchmark (validation splits, real data) and put it in the model card",
+    )
+    exp.add_argument("--data-dir", default=None, help="data folder for --benchmark (default: MEDSSL_DATA_DIR)")
+    exp.add_argument("--device", default="auto", help="device for --benchmark: auto, cpu, cuda, cuda:1, ...")
+    exp.set_defaults(func=cmd_export)
+
+
 def _add_notebooks_command(sub: Subparsers) -> None:
     """``notebooks run | student | links``: the notebook course."""
     nbs = sub.add_parser("notebooks", help="the notebook course")
@@ -399,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_reproduce_command,
         _add_ingest_command,
         _add_benchmark_command,
+        _add_export_command,
         _add_notebooks_command,
         _add_docs_command,
     ):
@@ -413,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["data", *argv]  # the default job
     args = parser.parse_args(argv)
     try:
-        if args.command in ("pretrain", "reproduce", "benchmark"):
+        if args.command in ("pretrain", "reproduce", "benchmark", "export"):
             from medssl_lab.threads import configure_threads
 
             print(configure_threads(), file=sys.stderr)  # before any torch work

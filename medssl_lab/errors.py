@@ -14,6 +14,10 @@ class DataError(MedsslError, ValueError):
     """
 
 
+class MissingExtra(MedsslError, ImportError):
+    """An optional dependency is not installed; the message names the extra that installs it."""
+
+
 class TrainingError(MedsslError, RuntimeError):
     """Training went wrong in a way the user can act on (NaN loss, collapse, bad checkpoint)."""
 

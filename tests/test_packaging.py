@@ -39,7 +39,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_wheel_carries_the_shipped_encoder_and_package_data(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    for expected in ("medssl_lab/weights/encoder_cpu.pt", "medssl_lab/cli.py", "medssl_lab/pretrain/trainer.py"):
+    shipped_export = [f"medssl_lab/weights/encoder_cpu/{name}" for name in ("encoder.safetensors", "README.md")]
+    for expected in ("medssl_lab/weights/encoder_cpu.pt", *shipped_export, "medssl_lab/cli.py"):
         assert expected in names, f"the wheel lacks {expected}"
     shipped_data = {p.relative_to(ROOT).as_posix() for p in (ROOT / "medssl_lab").rglob("*.json")}
     shipped_data |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "medssl_lab" / "results").glob("*.csv")}

@@ -21,6 +21,9 @@ LIMITATIONS = """\
 - Judged by frozen-feature probes on two public data sets, not by any clinical end point.
 - The training data carry their own biases (sources, sites, patient groups); nothing here corrects them."""
 
+#: how the methods are written in prose
+METHOD_NAMES = {"swav": "SwAV", "simclr": "SimCLR"}
+
 
 def _data_table(data: dict[str, Any]) -> str:
     counts = data.get("counts") or []
@@ -79,7 +82,7 @@ def model_card(
 {INTENDED_USE}
 
 A {pre["backbone"]} backbone (`monai.networks.nets.ResNet`, 2D, one input channel) pretrained without labels with
-{pre["method"].upper()} by medssl-lab {__version__}, after Ghesu et al. 2022,
+{METHOD_NAMES.get(pre["method"], pre["method"])} by medssl-lab {__version__}, after Ghesu et al. 2022,
 *Self-supervised Learning from 100 Million Medical Images*. It maps a grey-level image of {pre["image_size"]} x
 {pre["image_size"]} px to a vector of {config["feature_size"]} features.
 

@@ -16,7 +16,7 @@ import torch
 
 from medssl_lab import __version__
 from medssl_lab.augment import MEAN, STD
-from medssl_lab.errors import DataError
+from medssl_lab.errors import DataError, MissingExtra
 from medssl_lab.evaluation.inference import extract_features
 from medssl_lab.evaluation.perturbations import prepare
 from medssl_lab.export.card import INTENDED_USE, model_card
@@ -107,7 +107,7 @@ def require_tools(formats: tuple[str, ...]) -> None:
     needed = {"safetensors": ["safetensors"], "onnx": ["onnx", "onnxscript", "onnxruntime"]}
     missing = [m for fmt in formats for m in needed.get(fmt, []) if importlib.util.find_spec(m) is None]
     if missing:
-        raise ImportError(
+        raise MissingExtra(
             f"export: {', '.join(missing)} not installed; pip install 'medssl-lab[export]' (or leave out "
             f"--formats {' '.join(f for f in formats if f != 'torchscript')})"
         )

@@ -109,3 +109,15 @@ def test_a_missing_tool_is_named_with_the_extra_that_installs_it(tmp_path, monke
     with pytest.raises(ImportError, match=r"onnxruntime not installed; pip install 'medssl-lab\[export\]'"):
         export_encoder(shipped_encoder("cpu"), tmp_path / "out", formats=("safetensors", "onnx"))
     assert not (tmp_path / "out").exists()
+
+
+def test_the_export_command_writes_checked_files_and_says_how_close_they_came(tmp_path, capsys):
+    from medssl_lab.cli import main
+
+    out = tmp_path / "encoder"
+    assert main(["export", str(shipped_encoder("cpu")), "--out", str(out), "--formats", "safetensors"]) == 0
+    printed = capsys.readouterr().out
+    assert "max abs feature difference on 15 real DICOM images: safetensors 0.0e+00" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "encoder.safetensors"]
+    assert main(["export", str(tmp_path / "no_run"), "--out", str(tmp_path / "x")]) == 2
+    assert "no_run" in capsys.readouterr().err and not (tmp_path / "x").exists()
