@@ -32,6 +32,10 @@ class SSLObjective:
             the start of a run is left out.
     """
 
+    #: how many views (global first) the loss uses; None for all. A method that uses fewer never runs the others,
+    #: so they cannot reach its loss through the head's BatchNorm statistics.
+    views_used: int | None = None
+
     def __init__(
         self,
         model: SwAVModel,
@@ -46,6 +50,7 @@ class SSLObjective:
         self, views: list[Tensor], epoch: int = 0, amp: torch.dtype | None = None, diagnose: bool = False
     ) -> tuple[Tensor, dict[str, float]]:
         """The loss of one batch's views (global views first), and its diagnostics when ``diagnose``."""
+        views = views[: self.views_used]
         with autocast(amp, views[0].device):
             embeddings, scores = self.net(views)
         loss = self.loss(embeddings, scores, epoch)

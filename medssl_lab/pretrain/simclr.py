@@ -17,6 +17,8 @@ SIMCLR_TEMPERATURE = 0.2
 class SimCLRObjective(SSLObjective):
     """NT-Xent on the embeddings of the two global views; negatives gathered from every process under DDP."""
 
+    views_used = 2  # local crops, when a config makes them, are not run (use n_local=0 to not make them)
+
     def __init__(
         self,
         model: SwAVModel,
