@@ -104,3 +104,30 @@ def test_convergence_figures_from_curves(tmp_path: Path) -> None:
 def test_impossible_reproduction_settings_are_refused(overrides: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ReproduceConfig.for_profile("smoke", **overrides)
+
+
+def test_the_committed_tables_are_made_from_the_committed_runs() -> None:
+    """README, docs/results.md and summary.md quote the test AUCs of benchmarks/results/results.csv, every cell."""
+    from medssl_lab.evaluation.reports import mean_std
+
+    root = Path(__file__).resolve().parents[1]
+    rows = list(csv.DictReader((root / "benchmarks" / "results" / "results.csv").open()))
+    assert len(rows) == 72  # 2 tasks x 3 fractions x 4 arms x 3 seeds
+    arms = ["scratch", "linear", "finetune", "hybrid"]
+    table = []
+    for task, fraction in sorted({(r["task"], float(r["fraction"])) for r in rows}):
+        cells = [
+            mean_std(
+                [
+                    float(r["test_auc"])
+                    for r in rows
+                    if (r["task"], float(r["fraction"]), r["arm"]) == (task, fraction, a)
+                ]
+            )
+            for a in arms
+        ]
+        table.append(f"| {task} | {fraction:g} | " + " | ".join(cells) + " |")
+    for document in ("README.md", "docs/results.md", "benchmarks/results/summary.md"):
+        text = (root / document).read_text()
+        missing = [line for line in table if line not in text]
+        assert not missing, f"{document} does not quote results.csv: {missing}"
