@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,9 +17,11 @@ from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import MedsslError
 from medssl_lab.profiles import PROFILES
+from medssl_lab.runconfig import DataSettings, Section, resolve
 
 if TYPE_CHECKING:
     from medssl_lab.pretrain import PretrainConfig
+    from medssl_lab.reproduce import ReproduceConfig
 
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]  # what add_subparsers returns
 
@@ -65,34 +68,48 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_pretrain(args: argparse.Namespace) -> int:
-    from medssl_lab.pretrain import PretrainConfig, process_group
+def pretrain_section() -> Section:
+    """What a pretraining ``config.yaml`` may hold: PretrainConfig's fields (``augment``: MultiCropConfig's, but the
+    views' counts and sizes, which are PretrainConfig's own), and ``data``."""
+    from medssl_lab.augment import MultiCropConfig
+    from medssl_lab.pretrain import PretrainConfig
 
-    overrides = {
-        k: v
-        for k, v in (
-            ("epochs", args.epochs),
-            ("max_steps", args.max_steps),
-            ("batch_size", args.batch_size),
-            ("method", args.method),
-            ("device", args.device),
-            ("seed", args.seed),
-            ("backbone", args.backbone),
-        )
-        if v is not None
+    views = ("n_global", "n_local", "global_size", "local_size")
+    augment = Section(MultiCropConfig, exclude=views, note=f"{', '.join(views)} are top-level keys")
+    return Section(PretrainConfig, {"augment": augment, "data": Section(DataSettings)})
+
+
+def pretrain_settings(args: argparse.Namespace) -> tuple[PretrainConfig, DataSettings]:
+    """The run ``pretrain`` was asked for: profile defaults < ``--config`` < flags < ``--set``."""
+    from medssl_lab.pretrain import PretrainConfig
+
+    flags: dict[str, Any] = {
+        name: getattr(args, name)
+        for name in ("profile", "epochs", "max_steps", "batch_size", "method", "device", "seed", "backbone")
     }
-    config = PretrainConfig.for_profile(args.profile, **overrides)
+    flags["data"] = {"sources": args.source, "data_dir": args.data_dir, "synthetic": args.synthetic}
+    settings = resolve(pretrain_section(), args.config, flags, args.set)
+    data = DataSettings(**settings.pop("data", {}))
+    return PretrainConfig.for_profile(settings.pop("profile", "cpu"), **settings), data
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from medssl_lab.pretrain import process_group
+
+    config, data = pretrain_settings(args)
     resolve_device(config.device)  # a wrong device fails here, before the data is loaded
     with process_group(config.device) as rank:
-        _pretrain_and_report(config, args, rank)  # the trainer lives in this call only, so the group can be left
+        _pretrain_and_report(config, data, args, rank)  # the trainer lives in this call only, so the group is left
     return 0
 
 
-def _pretrain_and_report(config: PretrainConfig, args: argparse.Namespace, rank: int) -> None:
+def _pretrain_and_report(config: PretrainConfig, data: DataSettings, args: argparse.Namespace, rank: int) -> None:
     from medssl_lab.pretrain import pretrain
 
-    pool, real = load_pool(args.data_dir, config.image_size, args.synthetic, args.source)
-    trainer = pretrain(config, pool, args.out, resume=not args.restart, progress=rank == 0)
+    sources = list(data.sources or DEFAULT_SOURCES)
+    pool, real = load_pool(data.data_dir, config.image_size, data.synthetic, sources)
+    recorded = {**asdict(data), "sources": sources}  # config.yaml names the default sources too
+    trainer = pretrain(config, pool, args.out, resume=not args.restart, progress=rank == 0, data=recorded)
     if rank == 0:
         last = trainer.history.rows[-1] if trainer.history.rows else {}
         print(
@@ -103,14 +120,28 @@ def _pretrain_and_report(config: PretrainConfig, args: argparse.Namespace, rank:
         print(f"checkpoint: {Path(args.out) / 'checkpoint.pt'}")
 
 
-def cmd_reproduce(args: argparse.Namespace) -> int:
-    from medssl_lab.reproduce import ReproduceConfig, run_protocol
+def reproduce_settings(args: argparse.Namespace) -> tuple[ReproduceConfig, DataSettings]:
+    """The reproduction ``reproduce`` was asked for: profile defaults < ``--config`` < flags < ``--set``."""
+    from medssl_lab.reproduce import ReproduceConfig
 
-    overrides = {"device": args.device} if args.device else {}
-    if args.seeds is not None:
-        overrides["seeds"] = tuple(args.seeds)
-    config = ReproduceConfig.for_profile(args.profile, **overrides)
-    summary = run_protocol(config, args.out, args.data_dir, sources=args.source)
+    pretraining = replace(pretrain_section(), exclude=("profile", "device"), note="profile and device are top-level")
+    sections = {"pretrain_overrides": pretraining, "data": Section(DataSettings, exclude=("synthetic",))}
+    flags = {
+        "profile": args.profile,
+        "device": args.device,
+        "seeds": args.seeds,
+        "data": {"sources": args.source, "data_dir": args.data_dir},
+    }
+    settings = resolve(Section(ReproduceConfig, sections), args.config, flags, args.set)
+    data = DataSettings(**settings.pop("data", {}))
+    return ReproduceConfig.for_profile(settings.pop("profile", "cpu"), **settings), data
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from medssl_lab.reproduce import run_protocol
+
+    config, data = reproduce_settings(args)
+    summary = run_protocol(config, args.out, data.data_dir, sources=data.sources)
     print(summary.read_text())
     print(f"results.csv, summary.md and plots in {args.out}")
     return 0
@@ -272,8 +303,35 @@ SOURCE_HELP = (
 )
 
 
+DATA_DIR_HELP = "folder with the data sets: pneumoniamnist.npz, MedNIST.tar.gz, ... (default: $MEDSSL_DATA_DIR)"
+DEVICE_HELP = "auto, cpu, cuda, cuda:1, ..."
+PROFILE_HELP = "the sizes of a profile, for every setting that --config leaves out (default: the file's, else cpu)"
+RUN_FILE_TEXT = (
+    "The run folder gets config.yaml, every setting of the run: --config FILE runs it again, flags and "
+    "--set KEY=VALUE vary it (e.g. {example}). Precedence: profile defaults < --config file < flags < --set."
+)
+
+
 def _add_source_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", action="append", help=SOURCE_HELP)
+
+
+def _add_config_options(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--config FILE`` and ``--set KEY=VALUE``: a run's settings from a file, and overrides on top of it."""
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the settings of a run from a YAML file: a run folder's config.yaml repeats that run; "
+        "precedence: profile defaults < this file < flags < --set",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override one setting, repeatable: the value is read as YAML, a dotted key goes into a section "
+        f"(e.g. {example} --set data.data_dir=/data); over the file and the flags",
+    )
 
 
 def _add_data_command(sub: Subparsers) -> None:
@@ -291,34 +349,50 @@ def _add_data_command(sub: Subparsers) -> None:
 
 def _add_pretrain_command(sub: Subparsers) -> None:
     """``pretrain``: SwAV or SimCLR pretraining on the pool."""
-    pre = sub.add_parser("pretrain", help="SwAV (or SimCLR) pretraining on the pool; torchrun for several processes")
-    pre.add_argument("--profile", choices=PROFILES, default="cpu")
-    pre.add_argument("--data-dir", default=None)
-    pre.add_argument("--out", default="outputs/pretrain", help="folder for checkpoint.pt and history.csv")
-    pre.add_argument("--epochs", type=int)
-    pre.add_argument("--max-steps", type=int)
-    pre.add_argument("--batch-size", type=int)
-    pre.add_argument("--method", choices=("swav", "simclr"))
-    pre.add_argument("--backbone")
-    pre.add_argument("--device")
-    pre.add_argument("--seed", type=int)
+    pre = sub.add_parser(
+        "pretrain",
+        help="SwAV (or SimCLR) pretraining on the pool; torchrun for several processes",
+        description="SwAV (or SimCLR) pretraining on the pool. " + RUN_FILE_TEXT.format(example="--set lr=0.003"),
+    )
+    pre.add_argument("--profile", choices=PROFILES, help=PROFILE_HELP)
+    pre.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    pre.add_argument("--out", default="outputs/pretrain", help="folder for checkpoint.pt, history.csv and config.yaml")
+    pre.add_argument("--epochs", type=int, help="passes over the pool")
+    pre.add_argument("--max-steps", type=int, help="stop after this many steps (smoke runs, tests)")
+    pre.add_argument("--batch-size", type=int, help="the global batch (split across processes)")
+    pre.add_argument("--method", choices=("swav", "simclr"), help="the SSL method (simclr: the contrastive baseline)")
+    pre.add_argument("--backbone", help="the network: resnet_small, resnet18, ... (medssl_lab.models.BACKBONES)")
+    pre.add_argument("--device", help=DEVICE_HELP)
+    pre.add_argument("--seed", type=int, help="seed of the weights, the batch order and the views")
     pre.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in --out")
     _add_source_option(pre)
     pre.add_argument(
-        "--synthetic", action="store_true", help="pretrain on synthetic phantoms (offline demo, not medical data)"
+        "--synthetic",
+        action="store_true",
+        default=None,
+        help="pretrain on synthetic phantoms (offline demo, not medical data)",
     )
+    _add_config_options(pre, "--set lr=0.003")
     pre.set_defaults(func=cmd_pretrain)
 
 
 def _add_reproduce_command(sub: Subparsers) -> None:
     """``reproduce``: the paper in miniature."""
-    rep = sub.add_parser("reproduce", help="the paper in miniature: pretrain, then scratch/linear/finetune/hybrid arms")
-    rep.add_argument("--profile", choices=PROFILES, default="cpu")
-    rep.add_argument("--data-dir", default=None)
-    rep.add_argument("--out", default="outputs/reproduce")
-    rep.add_argument("--device", default=None)
+    rep = sub.add_parser(
+        "reproduce",
+        help="the paper in miniature: pretrain, then scratch/linear/finetune/hybrid arms",
+        description="The paper in miniature: pretrain, then scratch/linear/finetune/hybrid arms. "
+        + RUN_FILE_TEXT.format(example="--set steps=600 --set pretrain_overrides.lr=0.003"),
+    )
+    rep.add_argument("--profile", choices=PROFILES, help=PROFILE_HELP)
+    rep.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    rep.add_argument(
+        "--out", default="outputs/reproduce", help="folder for config.yaml, pretrain/, runs/, the tables and plots"
+    )
+    rep.add_argument("--device", default=None, help=DEVICE_HELP)
     rep.add_argument("--seeds", type=int, nargs="+", help="downstream seeds (default: 0 1 2; smoke: 0)")
     _add_source_option(rep)
+    _add_config_options(rep, "--set steps=600")
     rep.set_defaults(func=cmd_reproduce)
 
 
@@ -334,7 +408,7 @@ def _add_ingest_command(sub: Subparsers) -> None:
     )
     ing.add_argument("--out", required=True, help="the store folder (made when new, continued when it exists)")
     ing.add_argument("--size", type=int, default=64, help="image size in the store, px (pretraining resizes)")
-    ing.add_argument("--files-per-shard", type=int, default=1000)
+    ing.add_argument("--files-per-shard", type=int, default=1000, help="source files per shard (the unit of work)")
     ing.add_argument("--workers", type=int, help="decoding processes (default: the CPUs available)")
     ing.add_argument("--shards", help="only shards START:STOP of the plan (split one ingest across machines)")
     ing.add_argument("--ct-window", default="abdomen", help="HU window for CT: a preset name or CENTER,WIDTH")
@@ -354,14 +428,14 @@ def _add_benchmark_command(sub: Subparsers) -> None:
         "benchmark", help="frozen-feature benchmark of a checkpoint beside random init and raw pixels"
     )
     bench.add_argument("checkpoint", help="checkpoint.pt or its run folder")
-    bench.add_argument("--data-dir", default=None)
+    bench.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
     bench.add_argument(
         "--split",
         choices=("val", "test"),
         default="val",
         help="val to choose recipes on; test only for the final report",
     )
-    bench.add_argument("--device", default=None)
+    bench.add_argument("--device", default=None, help=DEVICE_HELP)
     bench.add_argument("--out", default=None, help="also write the table to this Markdown file")
     bench.set_defaults(func=cmd_benchmark)
 
@@ -393,11 +467,11 @@ def _add_notebooks_command(sub: Subparsers) -> None:
     nbs = sub.add_parser("notebooks", help="the notebook course")
     nbs_sub = nbs.add_subparsers(dest="action", required=True)
     run = nbs_sub.add_parser("run", help="execute every notebook in order with papermill")
-    run.add_argument("--profile", choices=PROFILES, default="smoke")
+    run.add_argument("--profile", choices=PROFILES, default="smoke", help="the sizes of every notebook's runs")
     run.add_argument("--out", default="outputs/notebooks", help="folder for executed notebooks, results, summary.md")
-    run.add_argument("--data-dir", default=None)
-    run.add_argument("--device", default="auto")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    run.add_argument("--device", default="auto", help=DEVICE_HELP)
+    run.add_argument("--seed", type=int, default=0, help="the notebooks' seed")
     run.add_argument("--notebooks-dir", default=None, help="default: the repository's notebooks/")
     run.add_argument("--only", nargs="*", help="run only notebooks whose names start with these prefixes, e.g. 00 01")
     run.add_argument(
@@ -412,7 +486,7 @@ def _add_notebooks_command(sub: Subparsers) -> None:
     student.set_defaults(func=cmd_student)
     links = nbs_sub.add_parser("links", help="Binder and Colab links of the course in a GitHub repository")
     links.add_argument("repository", nargs="?", help="OWNER/NAME or a GitHub address (default: git remote origin)")
-    links.add_argument("--branch", default="main")
+    links.add_argument("--branch", default="main", help="the branch the links open")
     links.add_argument(
         "--write", action="store_true", help="put the badges into README.md and the address into each install cell"
     )

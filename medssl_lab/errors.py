@@ -22,6 +22,12 @@ class TrainingError(MedsslError, RuntimeError):
     """Training went wrong in a way the user can act on (NaN loss, collapse, bad checkpoint)."""
 
 
+class ConfigError(MedsslError, ValueError):
+    """A run's settings file (``config.yaml``) or a ``--set`` override that cannot be used: missing, not YAML, an
+    unknown key or a value of the wrong type. The message names the file (or the ``--set``), the key and what fits.
+    """
+
+
 # The DICOM reader's failures, by kind, so that callers decide by type and never by the words of a message
 # (a store's rejected table, a folder scan that skips files that are not DICOM).
 

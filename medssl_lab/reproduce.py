@@ -18,7 +18,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from medssl_lab.evaluation.sampling import label_fraction_indices, limit_split
 from medssl_lab.files import write_json
 from medssl_lab.pretrain import PretrainConfig, Pretrained, load_pretrained, pretrain
 from medssl_lab.profiles import DOWNSTREAM, PROTOCOL, VAL_LIMIT, profile_settings
+from medssl_lab.runconfig import write_run_config
 
 TASK_FRACTIONS: dict[str, tuple[float, ...]] = {"pneumoniamnist": (0.01, 0.1, 1.0), "mednist": (0.001, 0.01, 0.1)}
 
@@ -127,8 +128,10 @@ def run_protocol(
     provenance = pool_provenance(pool)
     train_cfg = config.train_config()
     _check_settings(out, train_cfg, config, provenance)
+    data = {"sources": list(sources or DEFAULT_SOURCES), "data_dir": None if data_dir is None else str(data_dir)}
+    write_run_config(out, "reproduce", run_settings(config, pre_config), data)
     started = time.perf_counter()
-    pretrain(pre_config, pool, out / "pretrain", resume=True, progress=progress)
+    pretrain(pre_config, pool, out / "pretrain", resume=True, progress=progress, data={**data, "synthetic": False})
     pretrain_s = time.perf_counter() - started
     encoder = load_pretrained(out / "pretrain")
     for task, fractions in config.tasks.items():
@@ -169,6 +172,14 @@ def run_protocol(
             "package": provenance["package"],
         },
     )
+
+
+def run_settings(config: ReproduceConfig, pre_config: PretrainConfig) -> dict[str, Any]:
+    """Every setting of a reproduction, as its ``config.yaml`` holds them: ``config``'s fields, with every field of
+    the pretraining but its profile and device (the reproduction's own) as ``pretrain_overrides``, so that the file
+    runs the same pretraining whatever the profile tables say later."""
+    pretraining = {k: v for k, v in asdict(pre_config).items() if k not in ("profile", "device")}
+    return {**asdict(config), "pretrain_overrides": pretraining}
 
 
 def _run_arm(

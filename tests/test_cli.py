@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from medssl_lab.cli import main
-from medssl_lab.pretrain import load_checkpoint
+from medssl_lab.pretrain import PretrainConfig, load_checkpoint
+from medssl_lab.runconfig import DataSettings
 
 
 def test_default_job_on_real_data(data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -118,3 +119,120 @@ def test_shard_ranges_from_the_command_line() -> None:
     for bad in ("7", "a:b", "-1:4"):
         with pytest.raises(ValueError, match="START:STOP"):
             parse_shard_range(bad)
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    import argparse
+
+    from medssl_lab.cli import build_parser
+
+    missing = []
+    parsers = [build_parser()]
+    while parsers:
+        parser = parsers.pop()
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                described = {choice.dest for choice in action._choices_actions if choice.help}
+                missing += [f"{parser.prog} {name}" for name in action.choices if name not in described]
+                parsers += list(action.choices.values())
+            elif not isinstance(action, argparse._HelpAction) and not action.help:
+                missing.append(f"{parser.prog} {'/'.join(action.option_strings) or action.dest}")
+    assert not missing, f"options without a help text: {', '.join(sorted(missing))}"
+
+
+def test_a_run_folder_config_repeats_the_run_bit_for_bit(tmp_path: Path) -> None:
+    import torch
+
+    first, again = tmp_path / "first", tmp_path / "again"
+    assert (
+        main(["pretrain", "--profile", "smoke", "--synthetic", "--max-steps", "3", "--seed", "7", "--out", str(first)])
+        == 0
+    )
+    text = (first / "config.yaml").read_text()
+    assert "profile: smoke\n" in text and "max_steps: 3\n" in text and "seed: 7\n" in text and "synthetic: true" in text
+    assert main(["pretrain", "--config", str(first / "config.yaml"), "--out", str(again)]) == 0
+    assert (again / "config.yaml").read_text() == text
+    one, two = load_checkpoint(first / "checkpoint.pt"), load_checkpoint(again / "checkpoint.pt")
+    assert one["config"] == two["config"] and one["step"] == two["step"] == 3
+    assert one["model"].keys() == two["model"].keys()
+    assert all(torch.equal(one["model"][k], two["model"][k]) for k in one["model"])
+    moments = [(a, b) for a, b in zip(one["optimizer"]["state"].values(), two["optimizer"]["state"].values())]
+    assert moments and all(torch.equal(a["exp_avg"], b["exp_avg"]) for a, b in moments)
+
+
+def test_a_config_file_is_overridden_by_flags_and_then_by_set(tmp_path: Path) -> None:
+    from medssl_lab.cli import build_parser, pretrain_settings, reproduce_settings
+
+    path = tmp_path / "config.yaml"
+    path.write_text("profile: smoke\nlr: 0.5\nseed: 1\nepochs: 3\naugment: {hflip_p: 0.5}\ndata: {data_dir: /there}\n")
+    argv = ["pretrain", "--config", str(path), "--seed", "2", "--epochs", "4", "--set", "epochs=5", "--set", "lr=1e-3"]
+    config, data = pretrain_settings(build_parser().parse_args([*argv, "--data-dir", "/here"]))
+    assert (config.profile, config.seed, config.epochs, config.lr) == ("smoke", 2, 5, 0.001)
+    assert config.batch_size == 64 and config.augment == {"hflip_p": 0.5}  # the smoke profile's, the file's
+    assert data == DataSettings(sources=None, data_dir="/here", synthetic=False)
+    config, _ = pretrain_settings(build_parser().parse_args(["pretrain", "--config", str(path), "--profile", "cpu"]))
+    assert (config.profile, config.lr, config.batch_size) == ("cpu", 0.5, 256)  # the profile fills what the file lacks
+    config, _ = pretrain_settings(build_parser().parse_args(["pretrain"]))
+    assert config == PretrainConfig.for_profile("cpu")
+    (tmp_path / "rep.yaml").write_text("profile: smoke\nsteps: 20\npretrain_overrides: {epochs: 2}\n")
+    argv = [
+        "reproduce",
+        "--config",
+        str(tmp_path / "rep.yaml"),
+        "--seeds",
+        "4",
+        "5",
+        "--set",
+        "pretrain_overrides.lr=0.01",
+    ]
+    rep, data = reproduce_settings(build_parser().parse_args([*argv, "--source", "mednist"]))
+    assert (rep.profile, rep.steps, rep.seeds, rep.batch_size) == ("smoke", 20, (4, 5), 32)
+    assert rep.pretrain_overrides == {"epochs": 2, "lr": 0.01} and data.sources == ("mednist",)
+
+
+BAD_FILE = {
+    "unknown": "lrr: 0.1\n",
+    "text": "lr: fast\n",
+    "fraction": "epochs: 2.5\n",
+    "list": "lr: [1, 2]\n",
+    "not yaml": "lr: [1, 2\n",
+    "not a mapping": "- lr\n- epochs\n",
+}
+
+
+@pytest.mark.parametrize(
+    "command, extra, message",
+    [
+        ("pretrain", ["--config", "unknown"], "unknown.yaml: unknown key lrr; did you mean lr?"),
+        ("pretrain", ["--config", "text"], "text.yaml: lr expects float, got 'fast' (str)"),
+        ("pretrain", ["--config", "fraction"], "fraction.yaml: epochs expects int (a whole number), got 2.5 (float)"),
+        ("pretrain", ["--config", "list"], "list.yaml: lr expects float, got [1, 2] (list)"),
+        ("pretrain", ["--config", "not yaml"], "not yaml.yaml: not a YAML file: while parsing a flow sequence"),
+        ("pretrain", ["--config", "not a mapping"], "not a mapping.yaml: holds a list, not a mapping of settings"),
+        ("pretrain", ["--config", "missing"], "missing.yaml: no such settings file"),
+        ("pretrain", ["--set", "lrr=0.1"], "--set lrr=0.1: unknown key lrr; did you mean lr?"),
+        ("pretrain", ["--set", "epochs=many"], "--set epochs=many: epochs expects int (a whole number), got 'many'"),
+        ("pretrain", ["--set", "data.sorces=[x]"], "--set data.sorces=[x]: unknown key data.sorces; did you mean"),
+        ("pretrain", ["--set", "augment.flip=1"], "unknown key augment.flip; did you mean augment.vflip_p?"),
+        ("pretrain", ["--set", "lr"], "--set lr: want KEY=VALUE"),
+        ("reproduce", ["--config", "unknown"], "unknown.yaml: unknown key lrr; did you mean lr?"),
+        ("reproduce", ["--set", "step=3"], "--set step=3: unknown key step; did you mean steps?"),
+        ("reproduce", ["--set", "pretrain_overrides.device=cpu"], "unknown key pretrain_overrides.device; the keys"),
+        ("reproduce", ["--set", "data.synthetic=true"], "unknown key data.synthetic; the keys here are sources"),
+        ("reproduce", ["--set", "seeds=[0, x]"], "seeds expects a list of int (a whole number), got [0, 'x'] (list)"),
+    ],
+)
+def test_bad_config_input_is_one_line_naming_file_key_and_what_fits(
+    command: str, extra: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    for name, text in BAD_FILE.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+    if extra[0] == "--config":
+        extra = ["--config", str(tmp_path / f"{extra[1]}.yaml")]
+        message = f"{tmp_path}/{message}"
+    out = tmp_path / "out"
+    assert main([command, *extra, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1]
+    assert last.startswith("error: ") and message in last and "Traceback" not in err
+    assert not out.exists()  # refused before any work

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from medssl_lab.cli import main
 from medssl_lab.errors import TrainingError
 from medssl_lab.evaluation.reports import summary_markdown
 from medssl_lab.profiles import DOWNSTREAM, VAL_LIMIT
-from medssl_lab.reproduce import ReproduceConfig, load_records, run_protocol
+from medssl_lab.reproduce import ReproduceConfig, load_records, run_protocol, run_settings
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +107,39 @@ def test_impossible_reproduction_settings_are_refused(overrides: dict, message: 
         ReproduceConfig.for_profile("smoke", **overrides)
 
 
+def test_a_reproduction_config_gives_back_its_settings_and_its_whole_pretraining(tmp_path: Path) -> None:
+    """config.yaml holds every pretraining field, so a later profile table cannot change what the file runs."""
+    from medssl_lab.cli import build_parser, reproduce_settings
+    from medssl_lab.pretrain import PretrainConfig
+    from medssl_lab.runconfig import write_run_config
+
+    config = ReproduceConfig.for_profile("smoke", seeds=(3,), device="cpu", pretrain_overrides={"lr": 0.01})
+    pre_config = PretrainConfig.for_profile("smoke", device="cpu", lr=0.01)
+    settings = run_settings(config, pre_config)
+    assert set(settings["pretrain_overrides"]) == {f for f in asdict(pre_config) if f not in ("profile", "device")}
+    path = write_run_config(tmp_path, "reproduce", settings, {"sources": ["mednist"], "data_dir": "/data"})
+    again, data = reproduce_settings(build_parser().parse_args(["reproduce", "--config", str(path)]))
+    assert {k: v for k, v in asdict(again).items() if k != "pretrain_overrides"} == {
+        k: v for k, v in asdict(config).items() if k != "pretrain_overrides"
+    }
+    assert PretrainConfig.for_profile(again.profile, device=again.device, **again.pretrain_overrides) == pre_config
+    assert (data.sources, data.data_dir) == (("mednist",), "/data")
+
+
+@pytest.mark.slow
+def test_a_reproduction_folder_holds_its_config(smoke_run: Path, data_dir: Path) -> None:
+    from medssl_lab.cli import build_parser, reproduce_settings
+
+    args = build_parser().parse_args(["reproduce", "--config", str(smoke_run / "config.yaml")])
+    config, data = reproduce_settings(args)
+    assert config.profile == "smoke" and config.seeds == (0,) and data.data_dir == str(data_dir)
+    assert data.sources == ("mednist", "pneumoniamnist")
+    pretraining = (smoke_run / "pretrain" / "config.yaml").read_text()
+    assert pretraining.endswith(
+        f"data:\n  sources: [mednist, pneumoniamnist]\n  data_dir: {data_dir}\n  synthetic: false\n"
+    )
+
+
 def test_the_committed_tables_are_made_from_the_committed_runs() -> None:
     """README, docs/results.md and summary.md quote the test AUCs of benchmarks/results/results.csv, every cell."""
     from medssl_lab.evaluation.reports import mean_std
@@ -131,3 +165,22 @@ def test_the_committed_tables_are_made_from_the_committed_runs() -> None:
         text = (root / document).read_text()
         missing = [line for line in table if line not in text]
         assert not missing, f"{document} does not quote results.csv: {missing}"
+
+
+@pytest.mark.slow
+def test_the_pretraining_and_every_run_leave_event_files_beside_their_files(smoke_run: Path) -> None:
+    """After the re-run of a deleted run too (test_rerun_only_redoes_missing_runs): each step once."""
+    from medssl_lab.tblog import read_events
+
+    pretraining = read_events(smoke_run / "pretrain")
+    with open(smoke_run / "pretrain" / "history.csv") as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle)]
+    assert [step for step, _ in pretraining.scalars["pretrain/loss"]] == steps
+    assert [step for step, _ in pretraining.scalars["pretrain/knn_accuracy"]] == [1, 5, 8]  # every 4 steps, the last
+    runs = sorted((smoke_run / "runs").glob("*.json"))
+    assert len(runs) == 8
+    for run in runs:
+        events = read_events(run.with_name(run.stem))
+        record = json.loads(run.read_text())
+        assert events.scalars["val/auc"] == [(step, pytest.approx(auc)) for step, auc in record["curve"]], run.stem
+        assert [step for step, _ in events.scalars["train/loss"]] == list(range(1, record["steps"] + 1))

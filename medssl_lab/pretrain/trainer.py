@@ -14,7 +14,7 @@ import csv
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from medssl_lab.pretrain.config import PretrainConfig, build_model
 from medssl_lab.pretrain.distributed import process_device, rank_and_world, wrap_for_processes
 from medssl_lab.pretrain.methods import make_objective
 from medssl_lab.pretrain.pretrained import Pretrained, load_pretrained
+from medssl_lab.runconfig import write_run_config
 from medssl_lab.training import BatchReader, OptimizerStep, autocast_dtype, check_finite
 
 
@@ -312,12 +313,19 @@ def pretrain(
     resume: bool = True,
     progress: bool = True,
     callback: Callable[[Pretrainer, dict], None] | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> Pretrainer:
-    """Run (or continue, when ``out_dir`` holds a checkpoint and ``resume``) a pretraining run."""
+    """Run (or continue, when ``out_dir`` holds a checkpoint and ``resume``) a pretraining run.
+
+    ``out_dir`` gets ``config.yaml``: ``config`` and ``data`` (where the pool came from, as the command line took
+    it; see :class:`medssl_lab.runconfig.DataSettings`), which ``medssl-lab pretrain --config`` runs again.
+    """
     trainer = Pretrainer(config, pool, out_dir)
     checkpoint = Path(out_dir) / CHECKPOINT_NAME if out_dir is not None else None
     if resume and checkpoint is not None and checkpoint.exists():
-        trainer.load_state(load_checkpoint(checkpoint))
+        trainer.load_state(load_checkpoint(checkpoint))  # refuses other settings before config.yaml is replaced
+    if out_dir is not None and trainer.rank == 0:
+        write_run_config(out_dir, "pretrain", asdict(config), data)
     trainer.fit(progress=progress, callback=callback)
     return trainer
 
