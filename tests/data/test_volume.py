@@ -246,6 +246,26 @@ def _text(name: str):
     return make
 
 
+def _empty(name: str):  # a copy that never started: zero bytes
+    def make(tmp_path: Path) -> Path:
+        (tmp_path / name).write_bytes(b"")
+        return tmp_path / name
+
+    return make
+
+
+def _without_data_file(suffix: str):  # a detached header (.mhd, .nhdr) copied without its voxel file
+    def make(tmp_path: Path) -> Path:
+        path = tmp_path / f"x{suffix}"
+        sitk.WriteImage(sitk.ReadImage(str(real("anatomical.nii"))), str(path))
+        for other in tmp_path.iterdir():
+            if other != path:
+                other.unlink()
+        return path
+
+    return make
+
+
 def _rgb(tmp_path: Path) -> Path:
     path = tmp_path / "rgb.nrrd"
     sitk.WriteImage(sitk.GetImageFromArray(np.zeros((10, 12, 3), np.uint8), isVector=True), str(path))
@@ -263,6 +283,12 @@ FAILURES = {
     "cut in its header": (_cut_header, CorruptVolume),
     "truncated .mha": (_truncated_itk(".mha"), CorruptVolume),
     "truncated .nrrd": (_truncated_itk(".nrrd"), CorruptVolume),
+    "empty .nii.gz": (_empty("empty.nii.gz"), NotAVolume),
+    "empty .nii": (_empty("empty.nii"), NotAVolume),
+    "empty .mha": (_empty("empty.mha"), NotAVolume),
+    "empty .nrrd": (_empty("empty.nrrd"), NotAVolume),
+    ".mhd without its data file": (_without_data_file(".mhd"), CorruptVolume),
+    ".nhdr without its data file": (_without_data_file(".nhdr"), CorruptVolume),
     "text named .nii": (_text("notes.nii"), NotAVolume),
     "text named .nii.gz": (_text("notes.nii.gz"), NotAVolume),
     "text named .mha": (_text("notes.mha"), NotAVolume),

@@ -27,6 +27,7 @@ salted keys (:func:`salted_key`), and a file flagged ``BurnedInAnnotation = YES`
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,9 +149,10 @@ def percentile_uint8(pixels: np.ndarray, percentiles: tuple[float, float]) -> np
 
 
 def rejected_by_reader(exc: DataError, path: Path) -> Rejected:
-    """The rejection for an error of a reader: its reason by the error's type, its detail the message."""
+    """The rejection for an error of a reader: its reason by the error's type, its detail the message, without the
+    file's folder (a detached header names its data file by full path)."""
     reason = next((r for kind, r in READER_REASONS.items() if isinstance(exc, kind)), "decode_error")
-    return Rejected(reason, str(exc).replace(f"{path}: ", ""))
+    return Rejected(reason, str(exc).replace(f"{path}: ", "").replace(f"{path.parent}{os.sep}", ""))
 
 
 def decode_dicom(path: Path, rules: Rules, salt: bytes) -> Decoded:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from medssl_lab.data.store.decode import Decoded, Rejected, decode_file, salted_key, square_resize
-from medssl_lab.data.store.layout import StoreLayout, create_or_check, save_shard, store_salt
+from medssl_lab.data.store.layout import StoreLayout, check_out_folder, create_or_check, save_shard, store_salt
 from medssl_lab.data.store.rules import Rules
 from medssl_lab.errors import DataError
 from medssl_lab.files import remove_leftovers
@@ -231,6 +231,32 @@ class IngestReport:
             out += [f"  {reason:<24} {n:>9,}" for reason, n in sorted(self.rejected.items())]
         return out
 
+    def check(self) -> None:
+        """Raise a :class:`DataError` when this run's files gave no image, or the store holds none: an ingest that
+        did not work, said with reasons and examples, never a success."""
+        from medssl_lab.data.store.reader import rejected_files
+
+        held = sum(self.counts.values())
+        if (held and (self.images or not self.files)) or not self.shards_written + self.shards_skipped:
+            return  # images, or no shard asked for (``--shards 0:0`` makes the store and shows the plan)
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(self.rejected.items())) or "none"
+        examples = "; ".join(
+            f"{r['file']}: {r['reason']} ({_short(r['detail'])})" for r in rejected_files(self.store)[:2]
+        )
+        what = f"none of the {self.files} file(s) this run read gave an image" if self.files else "nothing to do"
+        held_text = f"the store holds {held:,} image(s) from earlier runs" if held else "the store holds no image"
+        raise DataError(
+            f"{self.store}: {what}, and {held_text}. Rejected files by reason: {reasons}"
+            + (f"; e.g. {examples}" if examples else "")
+            + f". Every file's reason is in {self.store / 'shards'}/*.rejected.csv. Check that the sources hold "
+            "DICOM, NIfTI/MHA/NRRD or image files and that the settings suit them; to ingest again with other "
+            "settings, delete this store or choose a new --out"
+        )
+
+
+def _short(text: str, length: int = 100) -> str:
+    return text if len(text) <= length else text[: length - 3] + "..."
+
 
 def _remove_stale_temporaries(layout: StoreLayout, shards: Sequence[int]) -> None:
     """Hidden half-written files a killed run left behind (only this run's shards: others may be in progress)."""
@@ -255,12 +281,16 @@ def ingest(
 
     from medssl_lab.threads import affinity_cpus
 
-    rules = rules or Rules()
-    if files_per_shard < 1:
-        raise ValueError(f"files_per_shard must be >= 1, got {files_per_shard}")
+    rules = rules or Rules()  # Rules checks its own settings
     root = Path(out).resolve()
-    units = plan_units(sources, data_dir)
-    plan = plan_shards(units, files_per_shard)
+    check_settings(sources, root, files_per_shard, workers, shards)
+    check_out_folder(root, rules, files_per_shard)  # nothing is read or written before these checks pass
+    plan = plan_shards(plan_units(sources, data_dir), files_per_shard)
+    if shards is not None and shards.start >= len(plan):
+        raise DataError(
+            f"--shards {shards.start}:{shards.stop}: the plan has {len(plan)} shard(s), 0 to {len(plan) - 1}; "
+            "choose a range that starts within it"
+        )
     create_or_check(root, rules, files_per_shard)
     layout = StoreLayout(root)
     layout.shards.mkdir(exist_ok=True)
@@ -289,6 +319,32 @@ def ingest(
         report.counts.update({(s, m): n for s, m, n in done["counts"]})
         report.rejected.update(done["rejected"])
     return report
+
+
+def _whole(value: object, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def check_settings(
+    sources: Sequence[str], root: Path, files_per_shard: int, workers: int | None, shards: range | None
+) -> None:
+    """Refuse an ingest's settings before any file is read: counts, the shard range, and a store inside a source
+    folder (a re-run would ingest the store's own files)."""
+    if not _whole(files_per_shard, 1):
+        raise ValueError(f"--files-per-shard {files_per_shard!r}: files per shard must be a whole number >= 1")
+    if workers is not None and not _whole(workers, 1):
+        raise ValueError(f"--workers {workers!r}: decoding processes must be a whole number >= 1 (omit for all CPUs)")
+    if shards is not None and (shards.start < 0 or shards.stop < shards.start):  # START:START only makes the store
+        raise ValueError(f"--shards {shards.start}:{shards.stop}: want START:STOP with 0 <= START <= STOP")
+    if not sources:
+        raise ValueError("no sources: name folders, files or data sets to ingest")
+    for given in sources:
+        folder = Path(split_source_name(given)[1]).expanduser().resolve()
+        if folder.is_dir() and (folder == root or folder in root.parents):
+            raise DataError(
+                f"{root}: --out lies inside the source folder {folder}, so a re-run would ingest the store's own "
+                "files; choose an --out outside every source folder"
+            )
 
 
 def _is_done(layout: StoreLayout, shard: int, units: Sequence[Unit]) -> bool:

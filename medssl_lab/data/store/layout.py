@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from medssl_lab import __version__
-from medssl_lab.data.store.rules import Rules
+from medssl_lab.data.store.rules import SIZE_RANGE, Rules
 from medssl_lab.errors import DataError
 from medssl_lab.files import atomic_file
 
@@ -88,7 +88,14 @@ class StoreLayout:
         return sorted(int(p.name[:6]) for p in self.shards.glob("[0-9]" * 6 + ".json"))
 
     def read_done(self, shard: int) -> dict:
-        return json.loads(self.done(shard).read_text())
+        """The ``.json`` of a finished shard, checked to hold its counts."""
+        done = read_json_file(self.done(shard), f"shard {shard}'s record")
+        if not isinstance(done.get("images"), int) or done["images"] < 0 or not isinstance(done.get("digest"), str):
+            raise DataError(
+                f"{self.done(shard)}: shard {shard}'s record lacks its image count or digest; delete the file and run "
+                "the ingest again (it redoes that shard)"
+            )
+        return done
 
 
 def is_store(path: str | os.PathLike) -> bool:
@@ -96,37 +103,79 @@ def is_store(path: str | os.PathLike) -> bool:
     return StoreLayout(Path(path)).manifest.is_file()
 
 
-def create_or_check(root: Path, rules: Rules, files_per_shard: int) -> dict:
-    """The manifest of the store at ``root``: written when new, checked against ``rules`` when it exists."""
-    layout = StoreLayout(root)
-    # through JSON, as the file holds it (tuples become lists)
-    wanted = json.loads(json.dumps({"format": FORMAT, "rules": asdict(rules), "files_per_shard": files_per_shard}))
-    if layout.manifest.exists():
-        manifest = read_manifest(root)
-        held = {k: manifest.get(k) for k in wanted}
-        if held != wanted:
+def _wanted(rules: Rules, files_per_shard: int) -> dict:
+    """What a store made with these settings records (through JSON, as the file holds it: tuples become lists)."""
+    return json.loads(json.dumps({"format": FORMAT, "rules": asdict(rules), "files_per_shard": files_per_shard}))
+
+
+def check_out_folder(root: Path, rules: Rules, files_per_shard: int) -> None:
+    """Refuse an ingest's ``--out`` that cannot become this store, before any source is read and nothing written:
+    a file (or a folder inside one), a folder that holds other things, a store made with other settings."""
+    for folder in (root, *root.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "is a file" if folder == root else f"lies inside {folder}, which is a file"
+                raise DataError(
+                    f"{root}: --out {where}, not a folder; name a new or empty folder for the store (or a store to "
+                    "continue)"
+                )
+            break
+    if StoreLayout(root).manifest.exists():
+        held = {k: read_manifest(root).get(k) for k in _wanted(rules, files_per_shard)}
+        if held != _wanted(rules, files_per_shard):
             raise DataError(
                 f"{root}: this store was made with other settings ({json.dumps(held)}); resume it with those, "
                 "or ingest into a new folder (--out)"
             )
-        return manifest
-    if root.exists() and any(root.iterdir()):
+    elif root.is_dir() and any(root.iterdir()):
         raise DataError(f"{root}: the folder exists and is not a pool store; choose an empty or new folder for --out")
+
+
+def create_or_check(root: Path, rules: Rules, files_per_shard: int) -> dict:
+    """The manifest of the store at ``root``: written when new, checked against ``rules`` when it exists."""
+    check_out_folder(root, rules, files_per_shard)
+    layout = StoreLayout(root)
+    if layout.manifest.exists():
+        return read_manifest(root)
     root.mkdir(parents=True, exist_ok=True)
-    manifest = {**wanted, "package": __version__}
+    manifest = {**_wanted(rules, files_per_shard), "package": __version__}
     with atomic_file(layout.manifest, permissions=0o644) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1))
     return manifest
 
 
+def read_json_file(path: Path, what: str) -> dict:
+    """A JSON object from one of a store's files, or a :class:`DataError` naming the file, what it is and the fix."""
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: {what} is missing; ingest the sources again into a new folder (--out)") from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: json's error
+        raise DataError(
+            f"{path}: {what} is damaged, not JSON ({exc}); restore it from a copy, or ingest the sources again into "
+            "a new folder (--out)"
+        ) from exc
+    if not isinstance(value, dict):
+        raise DataError(f"{path}: {what} holds {type(value).__name__}, not a JSON object; ingest the sources again")
+    return value
+
+
 def read_manifest(root: str | os.PathLike) -> dict:
-    """``store.json`` of a store, with a clear error for a folder that is none."""
+    """``store.json`` of a store, checked: a clear error for a folder that is none or a damaged manifest."""
     layout = StoreLayout(Path(root))
     if not layout.manifest.is_file():
         raise DataError(f"{root}: not a pool store (no store.json); make one with `medssl-lab ingest SOURCE --out DIR`")
-    manifest = json.loads(layout.manifest.read_text())
+    manifest = read_json_file(layout.manifest, "the store's manifest")
     if manifest.get("format") != FORMAT:
         raise DataError(f"{root}: store format {manifest.get('format')}, this package reads {FORMAT}; ingest again")
+    rules, files_per_shard = manifest.get("rules"), manifest.get("files_per_shard")
+    size = rules.get("size") if isinstance(rules, dict) else None
+    low, high = SIZE_RANGE
+    if not (isinstance(size, int) and low <= size <= high and isinstance(files_per_shard, int) and files_per_shard > 0):
+        raise DataError(
+            f"{layout.manifest}: the manifest's rules.size ({size!r}, want {low} to {high}) or files_per_shard "
+            f"({files_per_shard!r}, want >= 1) is missing or wrong; restore store.json from a copy, or ingest again"
+        )
     return manifest
 
 

@@ -6,9 +6,14 @@ command line do not load the DICOM stack.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from medssl_lab.data.windowing import WINDOW_PRESETS
+
+#: the image sizes a store may hold, px: below 8 no image is worth learning from (decode rejects smaller sources
+#: as ``too_small``); at 1024 one image already takes 1 MiB on disk, and pretraining resizes to its own size
+SIZE_RANGE = (8, 1024)
 
 
 @dataclass(frozen=True)
@@ -21,6 +26,47 @@ class Rules:
     stride: int = 1
     allow_burned_in: bool = False
     default_modality: str = "unknown"  # the tag of plain image files, which carry none
+
+    def __post_init__(self) -> None:
+        """Refuse settings that would make every file a rejection, before any file is read."""
+        problems = rules_problems(self)
+        if problems:
+            raise ValueError("ingest settings: " + "; ".join(problems))
+
+
+def _whole(value: object, low: int, high: float = math.inf) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _pair(value: object) -> tuple[float, float] | None:
+    """Two finite numbers, or None."""
+    try:
+        first, second = (float(v) for v in value)  # type: ignore[attr-defined]  # anything iterable
+    except (TypeError, ValueError):
+        return None
+    return (first, second) if math.isfinite(first) and math.isfinite(second) else None
+
+
+def rules_problems(rules: Rules) -> list[str]:
+    """What is wrong with ``rules``, one sentence per setting: the option, the value, what is allowed."""
+    low, high = SIZE_RANGE
+    problems = []
+    if not _whole(rules.size, low, high):
+        problems.append(
+            f"--size {rules.size!r} (Rules.size): the store's image size must be a whole number of pixels from {low} "
+            f"to {high}; 64 (the default) suits pretraining, which resizes to its own size"
+        )
+    if not _whole(rules.stride, 1):
+        problems.append(f"--stride {rules.stride!r} (Rules.stride): keep every STRIDE-th frame, a whole number >= 1")
+    window = _pair(rules.ct_window)
+    if window is None or window[1] <= 0:
+        problems.append(f"--ct-window {rules.ct_window!r} (Rules.ct_window): want CENTER,WIDTH with a width > 0")
+    percentiles = _pair(rules.percentiles)
+    if percentiles is None or not 0 <= percentiles[0] < percentiles[1] <= 100:
+        problems.append(f"Rules.percentiles={rules.percentiles!r}: want (LOW, HIGH) with 0 <= LOW < HIGH <= 100")
+    if not isinstance(rules.default_modality, str) or not rules.default_modality.strip():
+        problems.append(f"--modality {rules.default_modality!r} (Rules.default_modality): give a tag, e.g. X-ray")
+    return problems
 
 
 def named_window(text: str) -> tuple[float, float]:

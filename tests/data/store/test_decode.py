@@ -221,6 +221,19 @@ def _blank(tmp_path: Path) -> Path:
     return tmp_path / "blank.nii"
 
 
+def _nhdr_without_data(tmp_path: Path) -> Path:  # a detached NRRD header copied without its voxel file
+    sitk.WriteImage(sitk.ReadImage(str(nibabel_file("anatomical.nii"))), str(tmp_path / "brain.nhdr"))
+    for other in tmp_path.iterdir():
+        if other.name != "brain.nhdr":
+            other.unlink()
+    return tmp_path / "brain.nhdr"
+
+
+def _empty_nii_gz(tmp_path: Path) -> Path:  # a copy that never started
+    (tmp_path / "empty.nii.gz").write_bytes(b"")
+    return tmp_path / "empty.nii.gz"
+
+
 VOLUME_FAILURES = {
     "corrupt": _truncated_nii_gz,
     "not_an_image": _text_nii,
@@ -229,6 +242,17 @@ VOLUME_FAILURES = {
     "derived_object": _label_map,
     "too_small": lambda tmp_path: Path(shutil.copy(nibabel_file("standard.nii.gz"), tmp_path)),
 }
+#: more bad volumes, by what the ingest must say (the reasons above are the keys of VOLUME_FAILURES)
+MORE_VOLUME_FAILURES = {"corrupt": _nhdr_without_data, "not_an_image": _empty_nii_gz}
+
+
+@pytest.mark.parametrize("reason", list(MORE_VOLUME_FAILURES))
+def test_empty_and_detached_volumes_are_rejected_without_their_folder(tmp_path: Path, reason: str) -> None:
+    path = MORE_VOLUME_FAILURES[reason](tmp_path)
+    with pytest.raises(Rejected) as info:
+        decode_file(path, Rules(), SALT)
+    assert info.value.reason == reason, info.value.detail
+    assert info.value.detail and str(tmp_path) not in info.value.detail  # the data file's path is named relative
 
 
 @pytest.mark.parametrize("reworded", [False, True], ids=["as-written", "reworded"])

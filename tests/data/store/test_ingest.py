@@ -218,3 +218,96 @@ def test_the_ingest_command_reads_a_folder_of_volumes_with_a_stride(
     assert {int(r["frame"]) for r in index if r["modality"] == "MR"} == set(range(0, 25, 2))
     assert "corrupt" in printed and "unsupported_volume" in printed and "empty" in printed
     assert "anatomical" not in printed and "anatomical" not in "".join(r["file"] for r in index)  # paths salted
+
+
+def _pngs(folder: Path, n: int) -> Path:
+    """``n`` small image files: a source that ingests in a moment."""
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (40, 40), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def _cli(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    code = main(["ingest", *args, "--workers", "1"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+BAD_SETTINGS = {  # option -> what the message must say
+    ("--size", "0"): "--size 0",
+    ("--size", "-3"): "--size -3",
+    ("--size", "99999"): "from 8 to 1024",
+    ("--stride", "0"): "--stride 0",
+    ("--files-per-shard", "0"): "--files-per-shard 0",
+    ("--shards", "5:2"): "--shards 5:2",
+    ("--shards", "7:9"): "the plan has 1 shard(s)",
+    ("--ct-window", "40,0"): "width must be positive",
+}
+
+
+@pytest.mark.parametrize("option", list(BAD_SETTINGS), ids=" ".join)
+def test_bad_settings_are_refused_before_any_file_is_read_and_nothing_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, option: tuple[str, str]
+) -> None:
+    from medssl_lab.data.store import ingest as ingest_module
+
+    source = _pngs(tmp_path / "photos", 3)
+
+    def no_reading(*args: object) -> None:
+        raise AssertionError("a file was decoded before the settings were checked")
+
+    monkeypatch.setattr(ingest_module, "decode_file", no_reading)
+    code, out, err = _cli(capsys, str(source), "--out", str(tmp_path / "store"), *option)
+    assert code == 2 and err.startswith("error: ") and BAD_SETTINGS[option] in err, err
+    assert "Traceback" not in err and "pretrain on it" not in out
+    assert not (tmp_path / "store").exists()  # nothing half-made left behind
+
+
+def test_an_out_that_is_a_file_or_inside_one_or_inside_a_source_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    source = _pngs(tmp_path / "photos", 3)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    for out, says in (
+        (notes, "--out is a file, not a folder"),
+        (notes / "store", f"--out lies inside {notes}, which is a file"),
+        (source / "store", f"--out lies inside the source folder {source}"),
+    ):
+        code, _, err = _cli(capsys, str(source), "--out", str(out))
+        assert code == 2 and says in err and "NotADirectoryError" not in err, err
+    assert notes.read_text() == "mine" and sorted(p.name for p in source.iterdir()) == ["0.png", "1.png", "2.png"]
+
+
+def test_an_empty_shard_range_makes_the_store_and_shows_the_plan(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    source = _pngs(tmp_path / "photos", 3)
+    code, out, _ = _cli(capsys, str(source), "--out", str(tmp_path / "store"), "--shards", "0:0")
+    assert code == 0 and "0 shard(s) written, 0 already done, of 1 planned" in out  # docs/stores.md's first step
+    assert (tmp_path / "store" / "store.json").is_file() and (tmp_path / "store" / "salt").is_file()
+
+
+def test_an_ingest_whose_every_file_is_rejected_is_an_error_that_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "readme.txt").write_text("exported by the PACS\n")
+    (junk / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    store = tmp_path / "store"
+    code, out, err = _cli(capsys, str(junk), "--out", str(store), "--keep-paths")
+    assert code == 2 and "pretrain on it" not in out
+    assert "none of the 2 file(s) this run read gave an image, and the store holds no image" in err
+    assert "1 corrupt, 1 not_an_image" in err and "broken.png: corrupt" in err and "*.rejected.csv" in err
+    with pytest.raises(DataError, match="the store holds no image"):
+        open_store(store)  # and pretraining on it says so too
+    # a store that holds images from before: a run whose new files are all rejected still fails, and says so
+    photos = _pngs(tmp_path / "photos", 2)
+    other = tmp_path / "other"
+    assert _cli(capsys, str(photos), "--out", str(other), "--files-per-shard", "2")[0] == 0
+    code, out, err = _cli(capsys, str(photos), str(junk), "--out", str(other), "--files-per-shard", "2")
+    assert code == 2 and "the store holds 2 image(s) from earlier runs" in err, err
+    assert len(open_store(other)) == 2

@@ -137,3 +137,141 @@ def test_two_ddp_processes_read_disjoint_shares_of_a_store(store: Path, tmp_path
     mp.spawn(_ddp_worker, args=(port, str(store), str(tmp_path / "run")), nprocs=2, join=True)
     result = torch.load(tmp_path / "run" / "ddp.pt", weights_only=True)
     assert result["same"] and result["disjoint"] and result["steps"] == 2  # 15 images, batch 8: 1 step per epoch
+
+
+@pytest.fixture
+def small_store(tmp_path: Path) -> Path:
+    """Six image files in two shards of three, opened once (so its index cache exists, as in a store in use)."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (40, 40), dtype=np.uint8)).save(photos / f"{i}.png")
+    ingest([str(photos)], tmp_path / "small", Rules(size=16), files_per_shard=3, workers=1, progress=False)
+    assert len(open_store(tmp_path / "small")) == 6
+    return tmp_path / "small"
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # seen as changed at once
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as handle:
+        np.save(handle, array)
+
+
+#: what is damaged -> (the damage, the file the message names, what it says)
+DAMAGE = {
+    "store.json not JSON": (lambda s: (s / "store.json").write_text("{rules: 16"), "store.json", "not JSON"),
+    "store.json a list": (lambda s: (s / "store.json").write_text("[1]"), "store.json", "not a JSON object"),
+    "store.json without size": (
+        lambda s: _edit(s / "store.json", '"size": 16', '"width": 16'),
+        "store.json",
+        "rules.size (None, want 8 to 1024)",
+    ),
+    "shard record not JSON": (
+        lambda s: (s / "shards/000001.json").write_text("{"),
+        "shards/000001.json",
+        "shard 1's record is damaged",
+    ),
+    "shard record without count": (
+        lambda s: (s / "shards/000001.json").write_text('{"digest": "x"}'),
+        "shards/000001.json",
+        "lacks its image count",
+    ),
+    "index row past the end": (
+        lambda s: _edit(s / "shards/000001.index.csv", "\n2,", "\n7,"),
+        "shards/000001.index.csv",
+        "a row points at image 7, past the end of its shard (images 0 to 2)",
+    ),
+    "index row negative": (
+        lambda s: _edit(s / "shards/000000.index.csv", "\n1,", "\n-1,"),
+        "shards/000000.index.csv",
+        "a row points at image -1",
+    ),
+    "index row twice": (
+        lambda s: _edit(s / "shards/000000.index.csv", "\n1,", "\n0,"),
+        "shards/000000.index.csv",
+        "two rows point at image 0",
+    ),
+    "index row missing": (
+        lambda s: (s / "shards/000001.index.csv").write_text(
+            "\n".join((s / "shards/000001.index.csv").read_text().splitlines()[:-1]) + "\n"
+        ),
+        "shards/000001.index.csv",
+        "2 row(s), but the shard holds 3 image(s)",
+    ),
+    "index not a number": (
+        lambda s: _edit(s / "shards/000000.index.csv", "\n1,", "\none,"),
+        "shards/000000.index.csv",
+        "index cannot be read",
+    ),
+    "index without its columns": (
+        lambda s: (s / "shards/000000.index.csv").write_text("a,b\n1,2\n"),
+        "shards/000000.index.csv",
+        "index cannot be read",
+    ),
+    "index missing": (
+        lambda s: (s / "shards/000000.index.csv").unlink(),
+        "shards/000000.index.csv",
+        "index cannot be read",
+    ),
+    "shard cut short": (
+        lambda s: (s / "shards/000001.npy").write_bytes((s / "shards/000001.npy").read_bytes()[:-100]),
+        "shards/000001.npy",
+        "the file is cut short",
+    ),
+    "shard of another size": (
+        lambda s: _save(s / "shards/000001.npy", np.zeros((3, 32, 32), np.uint8)),
+        "shards/000001.npy",
+        "holds 3 image(s) of 32x32 px, but its record says 3 and store.json says 16x16 px",
+    ),
+    "shard with another count": (
+        lambda s: _save(s / "shards/000001.npy", np.zeros((4, 16, 16), np.uint8)),
+        "shards/000001.npy",
+        "holds 4 image(s)",
+    ),
+    "shard of floats": (
+        lambda s: _save(s / "shards/000000.npy", np.zeros((3, 16, 16), np.float32)),
+        "shards/000000.npy",
+        "want (n, H, W) uint8",
+    ),
+    "shard missing": (lambda s: (s / "shards/000000.npy").unlink(), "shards/000000.npy", "images are missing"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_a_damaged_store_is_named_when_opened_with_what_and_where(small_store: Path, case: str) -> None:
+    damage, where, says = DAMAGE[case]
+    damage(small_store)
+    with pytest.raises(DataError) as info:
+        open_store(small_store)
+    message = str(info.value)
+    assert message.startswith(f"{small_store / where}: ") and says in message, message
+    assert "ingest" in message or "restore" in message  # and what to do
+
+
+def test_pretraining_on_a_store_whose_index_points_past_its_shard_is_a_clear_error(
+    small_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from medssl_lab.cli import main
+
+    _edit(small_store / "shards/000001.index.csv", "\n2,", "\n70,")
+    command = ["pretrain", "--source", str(small_store), "--profile", "smoke", "--out", str(tmp_path / "run")]
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert f"error: {small_store / 'shards/000001.index.csv'}: a row points at image 70" in err
+    assert "IndexError" not in err and "Traceback" not in err and not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_damaged_index_cache_is_made_again(small_store: Path) -> None:
+    cache = small_store / "index-cache.npz"
+    cache.write_bytes(b"PK\x03\x04 not a zip file")
+    assert len(open_store(small_store)) == 6
+    assert cache.stat().st_size > 100  # rebuilt
