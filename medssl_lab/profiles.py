@@ -33,6 +33,8 @@ PRETRAIN: dict[str, dict[str, Any]] = {
         proj_dim=32,
         freeze_prototypes_steps=0,
         log_every=2,
+        knn_every=4,
+        knn_images=128,
         checkpoint_every=4,
     ),
     "cpu": dict(),
@@ -52,6 +54,8 @@ PRETRAIN: dict[str, dict[str, Any]] = {
         queue_start_epoch=5,
         freeze_prototypes_steps=300,
         lr=1e-3,
+        knn_every=250,
+        knn_images=1024,
         checkpoint_every=1000,
     ),
 }

@@ -8,7 +8,9 @@ the SwAV loss on unlabelled pool batches). Hyperparameters and the best step are
 on validation splits; each test split is scored once per run.
 
 Every finished run is written to ``runs/*.json`` at once, so an interrupted reproduction
-continues where it stopped; the tables and plots are rebuilt from those files.
+continues where it stopped; the tables and plots are rebuilt from those files. TensorBoard event
+files: the pretraining's in ``pretrain/``, each run's beside its JSON (``runs/<run>/``), so
+``tensorboard --logdir OUT`` shows them all.
 """
 
 from __future__ import annotations
@@ -155,6 +157,7 @@ def run_protocol(
                             robustness=(task, fraction) == (config.robustness_task, config.robustness_fraction),
                             task=task,
                             fraction=fraction,
+                            log_dir=path.with_name(path.stem),
                         )
                         write_json(path, record)
                         if progress:
@@ -194,8 +197,10 @@ def _run_arm(
     robustness: bool,
     task: str,
     fraction: float,
+    log_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """One run's record: its summary and curve, and the robustness rows when the protocol asks for them."""
+    """One run's record: its summary and curve, and the robustness rows when the protocol asks for them; its
+    TensorBoard event files in ``log_dir``."""
     result = train_classifier(
         arm,
         labelled,
@@ -204,6 +209,7 @@ def _run_arm(
         pretrained=encoder,
         pool=pool if arm == "hybrid" else None,
         config=train_cfg,
+        log_dir=log_dir,
         seed=seed,
     )
     record = result.record(task=task, fraction=fraction)

@@ -6,7 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from medssl_lab.viz import plot_compute_curve  # noqa: E402
+from medssl_lab.viz import plot_compute_curve, plot_pretrain_history  # noqa: E402
 
 
 def test_compute_curve_draws_every_budget_baseline_and_gain() -> None:
@@ -56,3 +56,17 @@ def test_compute_curve_draws_one_line_per_series() -> None:
     assert list(images.get_ydata()) == [0.87, 0.91] and list(epochs.get_xdata()) == [5.0, 20.0]
     assert {t.get_text() for t in panel.get_legend().get_texts()} == {"epochs", "images", "raw pixels"}
     assert len(gain_panel.containers) == 2  # one error-bar series per (fraction, series)
+
+
+def test_the_pretraining_history_shows_the_knn_curve_when_the_run_has_one() -> None:
+    rows = [
+        {"step": s, "loss_avg": 2.0 - s / 10, "prototype_usage": 0.5, "img_per_s": 100.0}
+        | ({"knn_accuracy": 0.5 + s / 100} if s % 4 == 1 else {})
+        for s in range(1, 10)
+    ]
+    fig = plot_pretrain_history(rows, n_prototypes=16)
+    assert len(fig.axes) == 3
+    (line,) = fig.axes[2].get_lines()
+    assert list(line.get_xdata()) == [1, 5, 9] and list(line.get_ydata()) == [0.51, 0.55, 0.59]
+    without = [{k: v for k, v in row.items() if k != "knn_accuracy"} for row in rows]
+    assert len(plot_pretrain_history(without, n_prototypes=16).axes) == 2  # e.g. the shipped encoder's run

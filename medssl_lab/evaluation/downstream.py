@@ -43,6 +43,7 @@ from medssl_lab.evaluation.perturbations import prepare
 from medssl_lab.models import BACKBONES, Classifier, SwAVModel, make_backbone
 from medssl_lab.pretrain import Pretrained, load_pretrained, make_objective
 from medssl_lab.profiles import DOWNSTREAM, profile_settings
+from medssl_lab.tblog import RunLog, run_log
 from medssl_lab.training import BatchReader, OptimizerStep, autocast, autocast_dtype, check_finite, endless_batches
 
 
@@ -390,6 +391,7 @@ class _ArmRun:
         device: torch.device,
     ) -> None:
         self.arm, self.cfg, self.device = arm, cfg, device
+        self.step = 0  # the step in progress (where a non-finite loss stopped the run)
         self.multilabel = check_task(train.task)
         size = int(cfg.image_size or 0)
         self.model = build_classifier(arm, pre, cfg.backbone, size, n_out).to(device)
@@ -414,6 +416,7 @@ class _ArmRun:
 
     def train_step(self, step: int) -> dict[str, float]:
         """One optimisation step; returns the loss and its supervised and SSL parts."""
+        self.step = step
         self.model.train()
         if self.arm.frozen:
             self.model.backbone.eval()  # frozen: batch-norm statistics stay the pretrained ones
@@ -441,8 +444,13 @@ class _ArmRun:
         return compute_metrics(split.task, split.labels, probs)
 
 
-def _fit(run: _ArmRun, val: ImageSet) -> tuple[list[tuple[int, float]], list[dict[str, float]], int, float]:
+def _fit(
+    run: _ArmRun, val: ImageSet, events: RunLog
+) -> tuple[list[tuple[int, float]], list[dict[str, float]], int, float]:
     """Train every step, validating on the grid; keep the best validation weights in ``run.model``.
+
+    ``events`` get the loss terms of every step (``train/``; ``ssl`` for the hybrid arm only) and the validation AUC
+    (``val/auc``).
 
     Returns the validation curve, the per-step losses, the best step and its AUC (nan when never defined).
     """
@@ -453,11 +461,14 @@ def _fit(run: _ArmRun, val: ImageSet) -> tuple[list[tuple[int, float]], list[dic
     steps: Any = range(1, cfg.steps + 1)
     if cfg.progress:
         steps = progress_bar(steps, desc=f"train {run.arm.name}", dynamic_ncols=True)
+    terms = ("loss", "supervised", "ssl") if run.hybrid else ("loss", "supervised")
     for step in steps:
         losses.append(run.train_step(step))
+        events.scalars({name: losses[-1][name] for name in terms}, step, prefix="train/")
         if cfg.is_eval_step(step):
             auc = run.score(val)["auc"]
             curve.append((step, auc))
+            events.scalars({"auc": auc}, step, prefix="val/")
             if math.isfinite(auc) and auc > best_auc:
                 best_auc, best_step = auc, step
                 best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
@@ -480,6 +491,7 @@ def train_classifier(
     pretrained: Pretrained | str | os.PathLike | None = None,
     pool: ImageSet | np.ndarray | None = None,
     config: TrainConfig | None = None,
+    log_dir: str | os.PathLike | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Train one arm of the downstream experiment with the loop every arm shares.
@@ -496,6 +508,8 @@ def train_classifier(
             folder); required by every arm but ``scratch``, which takes only its architecture.
         pool: unlabelled images for ``hybrid`` (ImageSet or uint8 array); resized to the training size.
         config: the knobs (:class:`TrainConfig`); ``overrides`` replace its fields.
+        log_dir: a folder for TensorBoard event files (:mod:`medssl_lab.tblog`): the loss terms per step, the
+            validation AUC, the test AUC and ACC at the best step, a non-finite loss as text. None: none written.
     """
     arm_type = _check_inputs(arm, train, val, test, pretrained, pool)
     cfg = replace(config or TrainConfig(), **overrides)
@@ -507,8 +521,10 @@ def train_classifier(
     if not check_task(train.task):
         n_out = max(n_out, len(train.class_names))
     run = _ArmRun(arm_type, train, pre, pool, cfg, n_out, resolve_device(cfg.device))
-    curve, losses, best_step, best_auc = _fit(run, val)
-    test_metrics = run.score(test)
+    with run_log(log_dir, purge_step=0, stop_step=lambda: run.step) as events:  # a run starts over: hide older ones
+        curve, losses, best_step, best_auc = _fit(run, val, events)
+        test_metrics = run.score(test)
+        events.scalars({"auc": test_metrics["auc"], "acc": test_metrics["acc"]}, best_step, prefix="test/")
     run.model.eval()
     return TrainResult(
         arm=arm,

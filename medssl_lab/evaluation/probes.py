@@ -19,6 +19,7 @@ from medssl_lab.config import resolve_device
 from medssl_lab.evaluation.inference import to_proba
 from medssl_lab.evaluation.metrics import check_task, compute_metrics, n_outputs, targets
 from medssl_lab.evaluation.sampling import few_shot_draws
+from medssl_lab.knn import knn_vote
 
 
 def knn_probe(
@@ -37,7 +38,8 @@ def knn_probe(
     Each test sample's ``k`` most similar training samples vote with weight
     ``exp(similarity / temperature)``; the normalised votes are class probabilities (for
     multi-label tasks, the weighted mean of each label). No training, no hyperparameter
-    search: a quick check that the embedding puts similar images together.
+    search: a quick check that the embedding puts similar images together. The vote is
+    :func:`medssl_lab.knn.knn_vote`, the one the pretraining monitor uses.
 
     Args:
         train_x, test_x: ``(N, D)`` features (L2-normalised here).
@@ -56,19 +58,12 @@ def knn_probe(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     ytr = targets(train_y, multilabel)
     c = n_classes or n_outputs(task, train_y, test_y)
-    tr = F.normalize(torch.as_tensor(np.asarray(train_x), dtype=torch.float32), dim=1)
-    te = F.normalize(torch.as_tensor(np.asarray(test_x), dtype=torch.float32), dim=1)
+    tr = torch.as_tensor(np.asarray(train_x), dtype=torch.float32)
+    te = torch.as_tensor(np.asarray(test_x), dtype=torch.float32)
     if tr.shape[1] != te.shape[1]:
         raise ValueError(f"train features have {tr.shape[1]} dimensions, test features {te.shape[1]}")
     votes = torch.as_tensor(ytr, dtype=torch.float32) if multilabel else F.one_hot(torch.as_tensor(ytr), c).float()
-    kk = max(1, min(int(k), len(tr)))
-    scores = []
-    for start in range(0, len(te), batch_size):
-        sim = te[start : start + batch_size] @ tr.T
-        top, idx = sim.topk(kk, dim=1)
-        w = torch.exp((top - top[:, :1]) / temperature)  # shift by the row max: same votes, no overflow
-        scores.append((w.unsqueeze(2) * votes[idx]).sum(1) / w.sum(1, keepdim=True))
-    return compute_metrics(task, test_y, torch.cat(scores).clamp_(0.0, 1.0).numpy())
+    return compute_metrics(task, test_y, knn_vote(tr, votes, te, k, temperature, batch_size).numpy())
 
 
 def linear_probe(

@@ -32,6 +32,8 @@ FREE_ON_RESUME = frozenset(
         "collapse_check",
         "collapse_min_steps",
         "log_every",
+        "knn_every",
+        "knn_images",
         "checkpoint_every",
     }
 )

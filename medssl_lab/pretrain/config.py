@@ -55,6 +55,10 @@ class PretrainConfig:
     collapse_check: bool = True  # stop with hints when the loss stays at ln K or few prototypes are used
     collapse_min_steps: int = 200  # ... checked only after this many steps and half the run
     log_every: int = 10
+    # the online kNN monitor (pretrain/monitor.py): every knn_every steps (0: off), on the first logging step at or
+    # after each multiple, and at the last step; knn_images labelled pool images, half bank, half queries
+    knn_every: int = 50
+    knn_images: int = 512
     checkpoint_every: int = 200  # steps
     seed: int = 0
     device: str = "auto"
@@ -93,6 +97,8 @@ class PretrainConfig:
                 local_size=4,
                 collapse_min_steps=0,
                 log_every=1,
+                knn_every=0,
+                knn_images=4,
                 checkpoint_every=1,
                 pool_limit=1,
                 max_steps=1,

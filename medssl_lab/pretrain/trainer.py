@@ -39,8 +39,10 @@ from medssl_lab.pretrain.checkpoint import (
 from medssl_lab.pretrain.config import PretrainConfig, build_model
 from medssl_lab.pretrain.distributed import process_device, rank_and_world, wrap_for_processes
 from medssl_lab.pretrain.methods import make_objective
+from medssl_lab.pretrain.monitor import KnnMonitor
 from medssl_lab.pretrain.pretrained import Pretrained, load_pretrained
 from medssl_lab.runconfig import write_run_config
+from medssl_lab.tblog import RunLog, run_log
 from medssl_lab.training import BatchReader, OptimizerStep, autocast_dtype, check_finite
 
 
@@ -52,13 +54,16 @@ class History:
     stopped: str = ""
 
     def column(self, name: str) -> np.ndarray:
-        return np.array([r[name] for r in self.rows], dtype=float)
+        """One column, nan in the rows without it (``knn_accuracy`` is only in the monitor's rows)."""
+        return np.array([r.get(name, math.nan) for r in self.rows], dtype=float)
 
     def write_csv(self, path: Path) -> None:
+        """Every column any row has, in the order they first appear; empty where a row has none."""
         if not self.rows:
             return
+        names = list(dict.fromkeys(name for row in self.rows for name in row))
         with open(path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(self.rows[0]))
+            writer = csv.DictWriter(handle, fieldnames=names, restval="")
             writer.writeheader()
             writer.writerows(self.rows)
 
@@ -122,6 +127,13 @@ class Pretrainer:
             self.optimizer, self.amp_dtype, self.device, config.grad_clip, self.model.parameters()
         )
         self.aug_generator = make_generator(config.seed * 1000 + self.rank, self.device)
+        # the online kNN monitor (first process only): its own subset and numpy generator, no training stream
+        self.monitor = (
+            KnnMonitor.from_pool(self.pool, config.knn_images, config.seed, self.device, self.amp_dtype)
+            if config.knn_every and self.rank == 0
+            else None
+        )
+        self.events = RunLog(None)  # the event files of a fit() in progress (pretrain/ scalars; tblog.py)
         self.step = 0
         self.train_seconds = 0.0  # wall time spent in fit(), summed over resumes: the run's compute cost
         self.history = History()
@@ -203,30 +215,41 @@ class Pretrainer:
             dynamic_ncols=True,
         )
         self.model.train()
-        self._window: list[float] = []
-        start_time, start_step = time.perf_counter(), self.step
-        tick = start_time
         end = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
-        try:
-            while self.step < end:
-                index = self._my_index(self.step)
-                if self.step + 1 < end:
-                    self.reader.prefetch(self._my_index(self.step + 1))  # read while this step computes
-                metrics, logged = self.train_step(index, self.step // self.steps_per_epoch)
-                self.step += 1
-                self.train_seconds += time.perf_counter() - tick
-                tick = time.perf_counter()
-                bar.update(1)
-                img_per_s = (self.step - start_step) * c.batch_size / max(tick - start_time, 1e-9)
-                self._log(metrics, logged, img_per_s, bar, callback)
-                if self.out_dir is not None and (self.step % c.checkpoint_every == 0 or self.step == self.total_steps):
-                    self.save()
-        finally:
-            bar.close()
-        self.history.stopped = "finished" if self.step >= self.total_steps else "paused"
+        # event files beside history.csv; a continued run hides what an earlier one logged after its checkpoint
+        folder = self.out_dir if self.rank == 0 else None
+        purge = self.step + 1 if self.step else 0
+        with run_log(folder, purge_step=purge, stop_step=lambda: self.step) as self.events:
+            try:
+                self._run_steps(end, bar, callback)
+            finally:
+                bar.close()
+            self.history.stopped = "finished" if self.step >= self.total_steps else "paused"
+            done = f"{self.history.stopped} after {self.step} of {self.total_steps} steps"
+            self.events.text("stopped", done, self.step)
         if self.out_dir is not None:
             self.save()
         return self.history
+
+    def _run_steps(self, end: int, bar: Any, callback: Callable[[Pretrainer, dict], None] | None) -> None:
+        """Steps up to ``end``: each one's batch (the next one read meanwhile), its row, its checkpoint."""
+        c = self.config
+        self._window: list[float] = []
+        start_time, start_step = time.perf_counter(), self.step
+        tick = start_time
+        while self.step < end:
+            index = self._my_index(self.step)
+            if self.step + 1 < end:
+                self.reader.prefetch(self._my_index(self.step + 1))  # read while this step computes
+            metrics, logged = self.train_step(index, self.step // self.steps_per_epoch)
+            self.step += 1
+            self.train_seconds += time.perf_counter() - tick
+            tick = time.perf_counter()
+            bar.update(1)
+            img_per_s = (self.step - start_step) * c.batch_size / max(tick - start_time, 1e-9)
+            self._log(metrics, logged, img_per_s, bar, callback)
+            if self.out_dir is not None and (self.step % c.checkpoint_every == 0 or self.step == self.total_steps):
+                self.save()
 
     def _log(
         self,
@@ -236,7 +259,8 @@ class Pretrainer:
         bar: Any,
         callback: Callable[[Pretrainer, dict], None] | None,
     ) -> None:
-        """Average the loss since the last log; on logging steps, record a row, call back and check for collapse."""
+        """Average the loss since the last log; on logging steps, record a row (with the kNN monitor's accuracy when it
+        is due), write it to the event files, call back and check for collapse."""
         self._window.append(metrics["loss"])
         if not logged:
             return
@@ -248,12 +272,24 @@ class Pretrainer:
             "loss_avg": float(np.mean(self._window)),
             "img_per_s": img_per_s,
         }
+        if self.monitor is not None and self._knn_due(self.step - 1):
+            row["knn_accuracy"] = self.monitor(self.model)
         self._window = []
         self.history.rows.append(row)
-        bar.set_postfix({k: f"{row[k]:.3f}" for k in ("loss_avg", "prototype_usage", "embedding_std") if k in row})
+        self.events.scalars({k: v for k, v in row.items() if k != "step"}, self.step, prefix="pretrain/")
+        shown = ("loss_avg", "prototype_usage", "embedding_std", "knn_accuracy")
+        bar.set_postfix({k: f"{row[k]:.3f}" for k in shown if k in row})
         if callback is not None:
             callback(self, row)
         self._check_collapse(row)
+
+    def _knn_due(self, step: int) -> bool:
+        """Whether the monitor scores the logging step ``step`` (0-based): the first logging step at or after each
+        multiple of ``knn_every`` (steps 0, 50, 100... with the cpu profile's 10 and 50), and the last step."""
+        c = self.config
+        return c.knn_every > 0 and (
+            step == self.total_steps - 1 or step // c.knn_every != (step - c.log_every) // c.knn_every
+        )
 
     def _check_collapse(self, row: dict) -> None:
         c = self.config

@@ -13,9 +13,11 @@ def plot_pretrain_history(
     rows: Sequence[Mapping], n_prototypes: int, method: str = "swav", total_steps: int | None = None
 ) -> Figure:
     """Pretraining loss (against ln K for SwAV) and, per logged step, the fraction of prototypes in use (SwAV) or the
-    spread of the embeddings (SimCLR)."""
+    spread of the embeddings (SimCLR); the online kNN accuracy in a third panel when the run has it."""
     steps = [r["step"] for r in rows]
-    fig, (ax_loss, ax_use) = plt.subplots(1, 2, figsize=(9, 3))
+    knn = [(r["step"], r["knn_accuracy"]) for r in rows if "knn_accuracy" in r]
+    fig, axes = plt.subplots(1, 3 if knn else 2, figsize=(13 if knn else 9, 3))
+    ax_loss, ax_use = axes[0], axes[1]
     ax_loss.plot(steps, [r["loss_avg"] for r in rows], marker=".", label=f"{method} loss")
     if method == "swav":
         ln_k = float(np.log(n_prototypes))
@@ -33,11 +35,21 @@ def plot_pretrain_history(
         ax_use.set_ylim(bottom=0)
         ax_use.set_ylabel("embedding std per dimension")
     ax_use.set_xlabel("step")
+    if knn:
+        _plot_knn(axes[2], knn)
     if rows:
         of = f" / {total_steps}" if total_steps else ""
         fig.suptitle(f"step {steps[-1]}{of}, {rows[-1]['img_per_s']:.0f} images/s", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _plot_knn(ax: plt.Axes, points: Sequence[tuple[int, float]]) -> None:
+    """The monitor's kNN accuracy on the pool's tags (pretrain/monitor.py): do the features sort the images?"""
+    ax.plot(*zip(*points), marker="o", color="tab:purple")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("step")
+    ax.set_ylabel("kNN accuracy (pool tags)")
 
 
 class LiveHistoryPlot:

@@ -13,11 +13,12 @@ import medssl_lab.evaluation.downstream as ds
 from medssl_lab.data.stack import ImageStack
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
-from medssl_lab.errors import DataError
+from medssl_lab.errors import DataError, TrainingError
 from medssl_lab.evaluation.downstream import TrainConfig, keep_bn_statistics, train_classifier
 from medssl_lab.evaluation.inference import predict_proba
 from medssl_lab.evaluation.metrics import compute_metrics
 from medssl_lab.pretrain import PretrainConfig, Pretrainer, load_pretrained
+from medssl_lab.tblog import read_events
 
 from .conftest import SMOKE, phantom_split
 
@@ -309,3 +310,25 @@ def test_the_hybrid_arm_reads_a_store_pool_batch_by_batch_with_the_same_result(
         for pool in (images, on_disk)
     ]
     assert runs[0].losses == runs[1].losses and runs[0].test_auc == runs[1].test_auc
+
+
+def test_a_run_writes_its_losses_validation_and_test_figures_to_event_files(
+    splits, pretrained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, val, test = splits
+    pool = make_phantoms(40, 32, seed=7).images
+    logged = train_classifier("hybrid", train, val, test, pretrained=pretrained, pool=pool, log_dir=tmp_path, **SMOKE)
+    plain = train_classifier("hybrid", train, val, test, pretrained=pretrained, pool=pool, **SMOKE)
+    assert (logged.curve, logged.test_auc, logged.losses) == (plain.curve, plain.test_auc, plain.losses)  # no effect
+    scalars = read_events(tmp_path).scalars
+    assert set(scalars) == {"train/loss", "train/supervised", "train/ssl", "val/auc", "test/auc", "test/acc"}
+    for term in ("loss", "supervised", "ssl"):
+        assert scalars[f"train/{term}"] == [(r["step"], float(np.float32(r[term]))) for r in logged.losses]
+    assert scalars["val/auc"] == [(step, float(np.float32(auc))) for step, auc in logged.curve]
+    assert scalars["test/auc"] == [(logged.best_step, float(np.float32(logged.test_auc)))]
+    monkeypatch.setattr(ds, "supervised_loss", lambda *args: torch.tensor(float("nan")))
+    with pytest.raises(TrainingError, match="loss became nan in the scratch arm at step 1"):
+        train_classifier("scratch", train, val, test, log_dir=tmp_path / "nan", **SMOKE)
+    events = read_events(tmp_path / "nan")
+    assert "train/ssl" not in events.scalars and events.scalars.get("train/loss") is None
+    assert events.texts["stopped"][0][0] == 1 and "loss became nan" in events.texts["stopped"][0][1]

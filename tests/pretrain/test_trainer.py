@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import csv
 import io
 import math
 import os
@@ -38,6 +39,7 @@ from medssl_lab.pretrain import (
 )
 from medssl_lab.profiles import PROFILES
 from medssl_lab.reproduce import ReproduceConfig
+from medssl_lab.tblog import read_events
 
 
 def phantom_pool(n: int = 128) -> ImageSet:
@@ -289,3 +291,56 @@ def test_cli_pretrain_smoke_on_real_data(data_dir: Path, tmp_path: Path, capsys:
     assert main(["pretrain", "--profile", "smoke", "--data-dir", str(data_dir), "--out", str(tmp_path)]) == 0
     assert (tmp_path / "checkpoint.pt").exists()
     assert "real pool: 512 images" in capsys.readouterr().out
+
+
+def _history_csv(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "history.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_event_files_hold_each_row_of_history_csv_once_also_after_a_kill_and_a_resume(tmp_path: Path) -> None:
+    """Steps 5 and 6 reach the event files after the checkpoint of step 4, then the run dies; the resumed run logs
+    them again, and TensorBoard's reader shows each step once, with the values of history.csv."""
+
+    class Killed(Exception):
+        pass
+
+    def killed_after_step_6(trainer: Pretrainer, row: dict) -> None:
+        if trainer.step == 6:
+            raise Killed
+
+    config = tiny_config(checkpoint_every=4)  # 8 steps, a row each, the kNN monitor at steps 1, 5 and 8
+    with pytest.raises(Killed):
+        Pretrainer(config, phantom_pool(), tmp_path).fit(progress=False, callback=killed_after_step_6)
+    assert load_checkpoint(tmp_path)["step"] == 4
+    pretrain(config, phantom_pool(), tmp_path, progress=False)
+    rows = _history_csv(tmp_path)
+    assert [int(r["step"]) for r in rows] == list(range(1, 9))
+    events = read_events(tmp_path)
+    columns = [name for name in rows[0] if name != "step"]
+    assert {"loss", "loss_avg", "lr", "prototype_usage", "img_per_s", "knn_accuracy"} <= set(columns)
+    assert set(events.scalars) == {f"pretrain/{name}" for name in columns}
+    for name in columns:
+        logged = [(int(r["step"]), np.float32(r[name])) for r in rows if r[name] != ""]
+        assert [(step, np.float32(value)) for step, value in events.scalars[f"pretrain/{name}"]] == logged, name
+    assert [step for step, _ in events.scalars["pretrain/knn_accuracy"]] == [1, 5, 8]
+    assert events.texts["stopped"][-1] == (8, "finished after 8 of 8 steps")
+
+
+def test_a_nan_stop_and_a_collapse_stop_are_text_in_the_event_files(tmp_path: Path) -> None:
+    trainer = Pretrainer(tiny_config(), phantom_pool(), tmp_path / "nan")
+    trainer.fit(progress=False, stop_after=2)
+    trainer.objective.loss_fn = lambda *a, **k: torch.tensor(float("nan"))
+    with pytest.raises(TrainingError, match="loss became nan"):
+        trainer.fit(progress=False)
+    assert not trainer.events.writing  # closed on the way out
+    texts = read_events(tmp_path / "nan").texts["stopped"]
+    assert texts[0] == (2, "paused after 2 of 8 steps")
+    assert texts[1][0] == 2 and texts[1][1].startswith("stopped: the loss became nan at step 2 (epoch 0)")
+    collapsing = Pretrainer(tiny_config(collapse_min_steps=0), phantom_pool(), tmp_path / "collapse")
+    collapsing.objective.collapse_hint = lambda loss, row: "possible collapse (a stand-in hint)"
+    with pytest.raises(TrainingError, match="possible collapse"):
+        collapsing.fit(progress=False)
+    assert read_events(tmp_path / "collapse").texts["stopped"] == [
+        (4, "stopped: stopped at step 4: possible collapse (a stand-in hint)")
+    ]
