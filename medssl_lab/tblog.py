@@ -77,6 +77,11 @@ class RunLog:
         if self._writer is not None:
             self._writer.add_text(tag, text, int(step))
 
+    def flush(self) -> None:
+        """Write what is pending to disk now (a checkpoint follows: a killed run keeps every step it holds)."""
+        if self._writer is not None:
+            self._writer.flush()
+
     def close(self) -> None:
         """Write what is pending and close the file (again: nothing)."""
         if self._writer is not None:

@@ -320,11 +320,16 @@ class Pretrainer:
         }
 
     def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Write the checkpoint (first process only) atomically; history also as CSV beside it."""
+        """Write the checkpoint (first process only) atomically; history also as CSV beside it.
+
+        The event files are flushed first: whatever step a checkpoint holds, its rows are on disk, so a run killed
+        later and resumed from it loses none of them in TensorBoard.
+        """
         if path is None and self.out_dir is None:
             raise ValueError("no path given and the trainer has no out_dir")
         target = Path(path) if path is not None else Path(self.out_dir or ".") / CHECKPOINT_NAME
         if self.rank == 0:
+            self.events.flush()
             save_checkpoint(self.state_dict(), target)
             self.history.write_csv(target.with_name("history.csv"))
         return target

@@ -133,6 +133,8 @@ def test_killed_at_any_moment_resumes_to_the_same_weights(tmp_path: Path) -> Non
     for name, value in straight["model"].items():
         assert torch.equal(value, resumed["model"][name]), name
     assert [p.name for p in checkpoint.parent.iterdir() if p.name.startswith(".")] == []  # no half-written file
+    logged = [step for step, _ in read_events(checkpoint.parent).scalars["pretrain/loss"]]
+    assert logged == [int(row["step"]) for row in _history_csv(checkpoint.parent)]  # in TensorBoard once, none lost
 
 
 def test_augment_overrides_reach_the_views_and_typos_are_refused() -> None:
