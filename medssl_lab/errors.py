@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 
 class MedsslError(Exception):
     """Base class of every error medssl-lab raises on purpose."""
@@ -16,6 +19,18 @@ class DataError(MedsslError, ValueError):
 
 class MissingExtra(MedsslError, ImportError):
     """An optional dependency is not installed; the message names the extra that installs it."""
+
+
+def import_extra(module: str, extra: str, needed_for: str, package: str | None = None) -> ModuleType:
+    """``import module`` where it is used, or a :class:`MissingExtra` naming the extra of pyproject.toml that
+    installs it (``package`` when its name on the index differs, e.g. umap-learn)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtra(
+            f"{needed_for} needs {package or module}, which is not installed (the core package leaves it out); "
+            f'pip install "medssl-lab[{extra}]"'
+        ) from exc
 
 
 class TrainingError(MedsslError, RuntimeError):

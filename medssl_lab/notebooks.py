@@ -18,6 +18,8 @@ from pathlib import Path
 
 import psutil
 
+from medssl_lab.errors import import_extra
+
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 
 
@@ -90,8 +92,7 @@ def run_notebooks(
     ``extra`` sets further parameters (e.g. ``{"train": False}``); papermill passes each to every
     notebook, and a notebook without that parameter simply gains an unused variable.
     """
-    import papermill as pm
-
+    pm = import_extra("papermill", "course", "running the notebook course")
     os.environ["MEDSSL_INTERACTIVE"] = "0"  # kernels inherit it: widgets fall back to static plots headless
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)

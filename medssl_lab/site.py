@@ -19,6 +19,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from medssl_lab.errors import import_extra
 from medssl_lab.files import atomic_file
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -52,8 +53,7 @@ def copy_executed_notebooks(run_dir: str | Path, dest: str | Path | None = None)
         FileNotFoundError: ``run_dir`` holds no numbered notebooks.
         ValueError: a notebook has an error output or unexecuted code cells.
     """
-    import nbformat
-
+    nbformat = import_extra("nbformat", "docs", "putting the executed notebooks into the site")
     run_dir, dest = Path(run_dir), Path(dest) if dest is not None else default_docs_dir() / "course"
     sources = sorted(run_dir.glob(NOTEBOOK_GLOB))
     if not sources:
@@ -212,6 +212,7 @@ def build_site(out: str | Path, source: str | Path | None = None) -> Path:
         FileExistsError: ``out`` exists, is not empty and holds no earlier build of a Sphinx site.
     """
     out, source = Path(out), Path(source) if source is not None else default_docs_dir()
+    import_extra("sphinx", "docs", "building the website")  # run below as python -m sphinx
     if out.exists() and any(out.iterdir()) and not (out / ".buildinfo").is_file():
         raise FileExistsError(f"{out} is not empty and is not an earlier build of the site; choose another --out")
     with tempfile.TemporaryDirectory(prefix="medssl-site-") as work:

@@ -67,7 +67,10 @@ def resolve_interactive(interactive: bool | None = None) -> bool:
     """Whether an explorer should build widgets (see the module docstring for the rule)."""
     if interactive is not None:
         if interactive and _ipywidgets() is None:
-            warnings.warn("ipywidgets is not installed; showing a static figure instead", stacklevel=3)
+            warnings.warn(
+                'ipywidgets is not installed (pip install "medssl-lab[course]"); showing a static figure instead',
+                stacklevel=3,
+            )
             return False
         return bool(interactive)
     setting = interactive_setting()

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from medssl_lab.data.types import random_subset_index
+from medssl_lab.errors import import_extra
 from medssl_lab.evaluation.clusters import as_numpy
 
 
@@ -70,7 +71,7 @@ def compute_umap(
         warnings.filterwarnings("ignore", message=".*knn_search_index.*")  # no .transform(): not needed here
         warnings.filterwarnings("ignore", message=".*Tensorflow not installed.*")  # only ParametricUMAP needs it
         warnings.filterwarnings("ignore", category=FutureWarning)
-        import umap
+        umap = import_extra("umap", "course", "a UMAP map of the embedding", package="umap-learn")
 
         exact = metric in ("euclidean", "cosine") and len(x) <= exact_knn_max
         reducer = umap.UMAP(
