@@ -162,7 +162,9 @@ def _run_install_cell(monkeypatch: pytest.MonkeyPatch, package: str | None) -> l
 
 def test_the_install_cell_installs_a_missing_package_from_the_address_given(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _run_install_cell(monkeypatch, "/some/checkout")
-    assert len(calls) == 1 and calls[0][-1] == "/some/checkout" and calls[0][1:4] == ["-m", "pip", "install"]
+    assert len(calls) == 1 and calls[0][-1] == "/some/checkout[course]" and calls[0][1:4] == ["-m", "pip", "install"]
+    git = "git+https://github.com/someone/medssl-lab@main"
+    assert _run_install_cell(monkeypatch, git)[0][-1] == f"medssl-lab[course] @ {git}"  # the extra, PEP 508 form
     with pytest.raises(RuntimeError, match="MEDSSL_PACKAGE"):
         _run_install_cell(monkeypatch, None)  # the committed notebooks name no repository
 
