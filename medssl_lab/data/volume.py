@@ -20,7 +20,7 @@ SimpleITK's direction times spacing is LPS already.
   spacing (slice thickness or gap), the last of those when several share it (``k`` for an isotropic volume: the
   axis writers stack slices along). Slices come in index order along it; nothing is resampled.
 * **Orientation**: each index axis is matched to the patient axis nearest to it (the assignment with the largest
-  sum of |direction cosines|); the slice axis's patient axis names the plane. The two in-plane axes are then
+  sum of the absolute direction cosines); the slice axis's patient axis names the plane. The two in-plane axes are then
   transposed and flipped by the direction cosines, never by the array order, so that an axial slice has the
   patient's left on the image's right and anterior at the top, a coronal slice the left on the right and superior
   at the top, and a sagittal slice anterior on the left and superior at the top (the radiological convention, the
