@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,18 @@ def write_torchscript(backbone: nn.Module, example: torch.Tensor, out_dir: Path)
     traced = torch.jit.trace(backbone.cpu().eval(), example.cpu(), check_trace=False)
     target = out_dir / FILE_NAMES["torchscript"]
     traced.save(str(target))
+    _drop_debug_records(target)
     return target
+
+
+def _drop_debug_records(path: Path) -> None:
+    """Remove TorchScript's optional ``*.debug_pkl`` records: source positions naming the exporting machine's
+    folders. ``torch.jit.load`` does not need them."""
+    with zipfile.ZipFile(path) as archive:
+        kept = [(info, archive.read(info)) for info in archive.infolist() if not info.filename.endswith(".debug_pkl")]
+    with zipfile.ZipFile(path, "w") as archive:
+        for info, data in kept:
+            archive.writestr(info, data)
 
 
 def write_onnx(backbone: nn.Module, example: torch.Tensor, out_dir: Path) -> Path:
@@ -81,7 +93,18 @@ def write_onnx(backbone: nn.Module, example: torch.Tensor, out_dir: Path) -> Pat
         )
     finally:
         registry_log.setLevel(level)
+    _drop_trace_metadata(target)
     return target
+
+
+def _drop_trace_metadata(path: Path) -> None:
+    """Remove the exporter's per-node stack traces: they name the exporting machine's folders, not the model."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    onnx.save(model, str(path))
 
 
 def load_safetensors_encoder(out_dir: Path) -> Encode:

@@ -121,3 +121,15 @@ def test_the_export_command_writes_checked_files_and_says_how_close_they_came(tm
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "encoder.safetensors"]
     assert main(["export", str(tmp_path / "no_run"), "--out", str(tmp_path / "x")]) == 2
     assert "no_run" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_no_file_names_a_folder_of_the_machine_that_exported_it(exported):
+    """The ONNX exporter records a stack trace per node and TorchScript source positions, both with the exporting
+    machine's site-packages paths; neither is kept."""
+    import zipfile
+
+    onnx_bytes = (exported.out_dir / FILE_NAMES["onnx"]).read_bytes()
+    assert b"site-packages" not in onnx_bytes and b"stack_trace" not in onnx_bytes
+    with zipfile.ZipFile(exported.out_dir / FILE_NAMES["torchscript"]) as archive:
+        leaking = [n for n in archive.namelist() if b"site-packages" in archive.read(n)]
+    assert not leaking, leaking
