@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from medssl_lab.evaluation.inference import extract_features
@@ -22,6 +23,7 @@ def test_torch_hub_loads_the_shipped_encoder_from_a_checkout():
     assert not torch.equal(fresh.conv1.weight, encoder.conv1.weight)
 
 
+@pytest.mark.slow
 def test_torch_hub_needs_no_medssl_lab():
     import subprocess
     import sys

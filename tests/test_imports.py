@@ -41,6 +41,7 @@ COURSE_ONLY = ("umap", "ipywidgets", "IPython", "jupyterlab", "papermill", "nbfo
 BLOCK = f"import sys\nfor name in {COURSE_ONLY!r}:\n    sys.modules[name] = None  # import fails: not installed\n"
 
 
+@pytest.mark.slow
 def test_the_core_commands_run_without_the_course_extra(tmp_path: Path) -> None:
     """`import medssl_lab`, `--help` and a smoke pretraining with the course's packages unimportable (the slow test
     in test_packaging.py does it in a fresh environment with the core install only)."""

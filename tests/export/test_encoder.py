@@ -45,6 +45,7 @@ def test_onnx_takes_any_batch_size(exported):
         assert np.abs(out - expected).max() <= 1e-5
 
 
+@pytest.mark.slow
 def test_config_json_rebuilds_the_network_without_medssl_lab(exported, tmp_path):
     """The card's own lines, run where medssl_lab cannot be imported, give the package's features."""
     card = (exported.out_dir / "README.md").read_text()

@@ -119,6 +119,7 @@ def test_shard_ranges_on_two_machines_make_the_same_store(archive: Path, tmp_pat
     assert np.array_equal(np.asarray(open_store(split).images), np.asarray(open_store(whole).images))
 
 
+@pytest.mark.slow
 def test_a_killed_ingest_continues_where_it_stopped(tmp_path: Path) -> None:
     from pydicom.data import get_testdata_file
 

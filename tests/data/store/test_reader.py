@@ -130,6 +130,7 @@ def _train_and_compare_shares(rank: int, store: str, out: str) -> None:
     dist.barrier()
 
 
+@pytest.mark.slow
 def test_two_ddp_processes_read_disjoint_shares_of_a_store(store: Path, tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
