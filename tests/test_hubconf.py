@@ -48,7 +48,7 @@ def test_the_shipped_export_is_current():
     state = torch.load(shipped_encoder("cpu"), map_location="cpu", weights_only=False)
     config = json.loads((folder / "config.json").read_text())
     assert config["data"] == state["data"]
-    assert {key: config["pretraining"][key] for key in state["config"]} == state["config"]
+    assert config["pretraining"] == state["config"]  # as the run recorded it, not later defaults
     card = (folder / "README.md").read_text()
     assert f"{state['step']} steps" in card and "Not for clinical use" in card
     assert "## Evaluation" in card and "Not measured" not in card

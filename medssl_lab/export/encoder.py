@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +70,9 @@ def check_images(size: int) -> np.ndarray:
     return np.concatenate(images)
 
 
-def encoder_config(pretrained: Pretrained) -> dict[str, Any]:
-    """``config.json``: the MONAI ResNet arguments, the input convention and what the encoder was trained with."""
+def encoder_config(pretrained: Pretrained, recorded: dict[str, Any]) -> dict[str, Any]:
+    """``config.json``: the MONAI ResNet arguments, the input convention and what the encoder was trained with
+    (``recorded``: the settings as the checkpoint holds them, not today's defaults for what it predates)."""
     config = pretrained.config
     return {
         "format_version": 1,
@@ -85,7 +86,7 @@ def encoder_config(pretrained: Pretrained) -> dict[str, Any]:
             "mean": MEAN,
             "std": STD,
         },
-        "pretraining": asdict(config),
+        "pretraining": recorded,
         "data": pretrained.data,
         "medssl_lab_version": __version__,
         "intended_use": INTENDED_USE.replace("**", ""),
@@ -150,7 +151,7 @@ def export_encoder(
     out_dir = Path(out_dir)
     staging = _staging_folder(out_dir)
     try:
-        config = encoder_config(pretrained)
+        config = encoder_config(pretrained, state["config"])
         write_config(config, staging)
         differences = {}
         for fmt in formats:
