@@ -84,9 +84,15 @@ DOWNSTREAM: dict[str, dict[str, Any]] = {
 #: 5,895 images; validating on all of them every few steps would cost more than the training.
 VAL_LIMIT: dict[str, int | None] = {"smoke": 300, "cpu": 1500, "cpu_long": 1500, "gpu": None}
 
-#: The reproduction protocol's seeds and (task -> label fractions) where they differ from the full protocol.
+#: The reproduction protocol's seeds, (task -> label fractions) and (task -> labels per class) where they differ from
+#: the full protocol.
 PROTOCOL: dict[str, dict[str, Any]] = {
-    "smoke": dict(seeds=(0,), tasks={"pneumoniamnist": (0.1,), "mednist": (0.01,)}),
+    "smoke": dict(
+        seeds=(0,),
+        tasks={"pneumoniamnist": (0.1,), "mednist": (0.01,)},
+        per_class={"pneumoniamnist": (5,), "mednist": (5,)},
+        small_seeds=(0,),
+    ),
     "cpu": dict(),
     "cpu_long": dict(),
     "gpu": dict(),

@@ -20,7 +20,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,18 @@ from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
 from medssl_lab.evaluation.convergence import add_convergence
 from medssl_lab.evaluation.downstream import ARMS, TrainConfig, train_classifier
-from medssl_lab.evaluation.reports import summary_markdown
+from medssl_lab.evaluation.label_efficiency import (
+    COLUMNS,
+    EPOCHS,
+    EVALUATIONS,
+    FEW_LABEL_RECIPE,
+    LABELS_PER_CLASS,
+    MIN_STEPS,
+    SMALL_SEEDS,
+    run_label_efficiency,
+    sorted_records,
+)
+from medssl_lab.evaluation.reports import label_efficiency_markdown, summary_markdown
 from medssl_lab.evaluation.robustness import robustness_curve
 from medssl_lab.evaluation.sampling import label_fraction_indices, limit_split
 from medssl_lab.files import write_json
@@ -49,6 +60,11 @@ class ReproduceConfig:
     profile: str = "cpu"
     seeds: tuple[int, ...] = (0, 1, 2)
     tasks: dict[str, tuple[float, ...]] = field(default_factory=lambda: dict(TASK_FRACTIONS))
+    per_class: dict[str, tuple[int | None, ...]] = field(
+        default_factory=lambda: {task: LABELS_PER_CLASS for task in TASK_FRACTIONS}
+    )  # labels per class of the label-efficiency protocol (None: every label)
+    small_seeds: tuple[int, ...] = SMALL_SEEDS  # its seeds up to 25 labels per class (`seeds` above)
+    few_label_recipe: dict[str, Any] = field(default_factory=lambda: dict(FEW_LABEL_RECIPE))
     arms: tuple[str, ...] = ARMS
     steps: int = 300
     batch_size: int = 64
@@ -64,7 +80,7 @@ class ReproduceConfig:
     def __post_init__(self) -> None:
         if not self.seeds:
             raise ValueError("ReproduceConfig.seeds is empty; give at least one seed, e.g. (0, 1, 2)")
-        unknown = set(self.tasks) - set(TASK_FRACTIONS)
+        unknown = (set(self.tasks) | set(self.per_class)) - set(TASK_FRACTIONS)
         if unknown:
             raise ValueError(
                 f"ReproduceConfig.tasks has unknown tasks {sorted(unknown)}; choose from {tuple(TASK_FRACTIONS)}"
@@ -72,6 +88,15 @@ class ReproduceConfig:
         for task, fractions in self.tasks.items():
             if not fractions or not all(0 < f <= 1 for f in fractions):
                 raise ValueError(f"ReproduceConfig.tasks[{task!r}] = {fractions}; label fractions must lie in (0, 1]")
+        for task, sizes in self.per_class.items():
+            if not all(size is None or (isinstance(size, int) and size >= 1) for size in sizes):
+                raise ValueError(
+                    f"ReproduceConfig.per_class[{task!r}] = {sizes}; labels per class are whole numbers >= 1, "
+                    "or None for every label"
+                )
+        unknown_knobs = set(self.few_label_recipe) - {f.name for f in fields(TrainConfig)}
+        if unknown_knobs:
+            raise ValueError(f"ReproduceConfig.few_label_recipe has unknown TrainConfig fields {sorted(unknown_knobs)}")
         if "scratch" not in self.arms or not set(self.arms) <= set(ARMS):
             raise ValueError(f"ReproduceConfig.arms = {self.arms}; choose from {ARMS}, scratch included (the baseline)")
         if self.val_limit is not None and self.val_limit < 2:
@@ -136,36 +161,21 @@ def run_protocol(
     pretrain(pre_config, pool, out / "pretrain", resume=True, progress=progress, data={**data, "synthetic": False})
     pretrain_s = time.perf_counter() - started
     encoder = load_pretrained(out / "pretrain")
-    for task, fractions in config.tasks.items():
+    _run_fractions(config, out, encoder, pool, train_cfg, data_dir, progress)
+    for task, sizes in config.per_class.items():
         train, val, test = downstream_data(task, data_dir)
-        val = limit_split(val, config.val_limit)
-        for fraction in fractions:
-            for seed in config.seeds:
-                labelled = train.subset(label_fraction_indices(train.labels, fraction, seed=seed))
-                for arm in config.arms:
-                    path = out / "runs" / _run_name(task, fraction, arm, seed)
-                    if not path.exists():
-                        record = _run_arm(
-                            arm,
-                            labelled,
-                            val,
-                            test,
-                            encoder,
-                            pool,
-                            train_cfg,
-                            seed,
-                            robustness=(task, fraction) == (config.robustness_task, config.robustness_fraction),
-                            task=task,
-                            fraction=fraction,
-                            log_dir=path.with_name(path.stem),
-                        )
-                        write_json(path, record)
-                        if progress:
-                            print(
-                                f"{task:<15} {fraction:<6g} {arm:<9} seed {seed}: test AUC {record['test_auc']:.3f} "
-                                f"({record['seconds']:.0f} s)",
-                                flush=True,
-                            )
+        run_label_efficiency(
+            task,
+            (train, limit_split(val, config.val_limit), test),
+            encoder,
+            replace(train_cfg, **config.few_label_recipe),
+            runs_dir=out / "per_class",
+            sizes=sizes,
+            seeds=(config.small_seeds, config.seeds),
+            arms=config.arms,
+            pool=pool,
+            progress=progress,
+        )
     return write_reports(
         out,
         {
@@ -175,6 +185,49 @@ def run_protocol(
             "package": provenance["package"],
         },
     )
+
+
+def _run_fractions(
+    config: ReproduceConfig,
+    out: Path,
+    encoder: Pretrained,
+    pool: ImageSet,
+    train_cfg: TrainConfig,
+    data_dir: str | os.PathLike | None,
+    progress: bool,
+) -> None:
+    """Every (task, label fraction, seed, arm) not yet in ``out/runs``, each written as it finishes."""
+    for task, fractions in config.tasks.items():
+        train, val, test = downstream_data(task, data_dir)
+        val = limit_split(val, config.val_limit)
+        for fraction in fractions:
+            for seed in config.seeds:
+                labelled = train.subset(label_fraction_indices(train.labels, fraction, seed=seed))
+                for arm in config.arms:
+                    path = out / "runs" / _run_name(task, fraction, arm, seed)
+                    if path.exists():
+                        continue
+                    record = _run_arm(
+                        arm,
+                        labelled,
+                        val,
+                        test,
+                        encoder,
+                        pool,
+                        train_cfg,
+                        seed,
+                        robustness=(task, fraction) == (config.robustness_task, config.robustness_fraction),
+                        task=task,
+                        fraction=fraction,
+                        log_dir=path.with_name(path.stem),
+                    )
+                    write_json(path, record)
+                    if progress:
+                        print(
+                            f"{task:<15} {fraction:<6g} {arm:<9} seed {seed}: test AUC {record['test_auc']:.3f} "
+                            f"({record['seconds']:.0f} s)",
+                            flush=True,
+                        )
 
 
 def run_settings(config: ReproduceConfig, pre_config: PretrainConfig) -> dict[str, Any]:
@@ -224,26 +277,31 @@ def _check_settings(out: Path, train_cfg: TrainConfig, config: ReproduceConfig, 
     """Record the settings every run depends on, and the pool's data, in ``settings.json``; refuse to mix runs made
     with other ones.
 
-    Seeds, tasks and arms may change between invocations (runs are per seed, task and arm).
+    Seeds, tasks, sizes and arms may change between invocations (runs are per seed, task and arm). A setting the
+    file predates is taken as what its runs were made with: a TrainConfig field its default, anything else (the
+    labels-per-class protocol's recipe and budget) the value asked for now, since no earlier run depended on it.
     """
     settings = {k: v for k, v in train_cfg.to_dict().items() if k not in ("device", "seed", "progress")}
     settings.update(
         val_limit=config.val_limit,
         robustness=[config.robustness_task, config.robustness_fraction],
         pool={k: v for k, v in provenance.items() if k != "package"},
+        few_label_recipe=config.few_label_recipe,
+        few_label_budget=dict(epochs=EPOCHS, min_steps=MIN_STEPS, evaluations=EVALUATIONS),
     )
     settings = json.loads(json.dumps(settings, default=float))  # tuples -> lists, as read back
     path = out / "settings.json"
     if path.exists():
         saved = json.loads(path.read_text())
+        defaults = json.loads(json.dumps(TrainConfig().to_dict(), default=float))
+        saved = {**{k: defaults.get(k, v) for k, v in settings.items()}, **saved}
         changed = sorted(k for k in settings.keys() | saved.keys() if settings.get(k) != saved.get(k))
         if changed:
             raise TrainingError(
                 f"{out}: its runs were made with other settings ({', '.join(changed)} differ); "
-                f"pass another --out, or delete {out / 'runs'} and {path} to start over."
+                f"pass another --out, or delete {out / 'runs'}, {out / 'per_class'} and {path} to start over."
             )
-    else:
-        write_json(path, settings)
+    write_json(path, settings)
 
 
 def load_records(out_dir: str | os.PathLike) -> list[dict]:
@@ -267,14 +325,25 @@ RESULT_COLUMNS = (
 )
 
 
+def load_per_class(out_dir: str | os.PathLike) -> list[dict]:
+    """Every finished run of the labels-per-class protocol of a reproduction folder, in table order."""
+    return sorted_records([json.loads(p.read_text()) for p in (Path(out_dir) / "per_class").glob("*.json")])
+
+
 def write_reports(out_dir: str | os.PathLike, meta: dict | None = None) -> Path:
-    """results.csv, curves.csv, robustness.csv, summary.md and the three plots, from ``runs/*.json``."""
+    """results.csv, curves.csv, robustness.csv, label_efficiency.csv, summary.md and the plots, from ``runs/*.json``
+    and ``per_class/*.json``."""
     import matplotlib.pyplot as plt
 
-    from medssl_lab.viz import plot_convergence, plot_label_efficiency, plot_robustness
+    from medssl_lab.viz import plot_convergence, plot_label_efficiency, plot_labels_per_class, plot_robustness
 
     out = Path(out_dir)
     records = load_records(out)
+    per_class = load_per_class(out)
+    with open(out / "label_efficiency.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(per_class)
     with open(out / "results.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=RESULT_COLUMNS, extrasaction="ignore")
         writer.writeheader()
@@ -295,12 +364,16 @@ def write_reports(out_dir: str | os.PathLike, meta: dict | None = None) -> Path:
         )
         writer.writeheader()
         writer.writerows(robust)
-    (out / "summary.md").write_text(summary_markdown(records, robust, meta or {}))
-    for name, fig in (
+    (out / "summary.md").write_text(
+        summary_markdown(records, robust, meta or {}) + label_efficiency_markdown(per_class)
+    )
+    figures = [
         ("label_efficiency.png", plot_label_efficiency(records)),
         ("convergence.png", plot_convergence(records)),
         ("robustness.png", plot_robustness(robust)),
-    ):
+    ]
+    figures += [("labels_per_class.png", plot_labels_per_class(per_class))] if per_class else []
+    for name, fig in figures:
         fig.savefig(out / name, dpi=110, bbox_inches="tight")
         plt.close(fig)
     return out / "summary.md"

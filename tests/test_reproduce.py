@@ -39,6 +39,16 @@ def test_results_table(smoke_run: Path) -> None:
     assert "Pretrained on 63,662 images at 32 px (mednist CT 30,000, mednist MR 8,954" in summary
     for name in ("label_efficiency.png", "convergence.png", "robustness.png", "curves.csv", "robustness.csv"):
         assert (smoke_run / name).stat().st_size > 0
+    with open(smoke_run / "label_efficiency.csv") as handle:
+        per_class = list(csv.DictReader(handle))
+    assert len(per_class) == 8  # 2 tasks x 5 labels per class x 4 arms x 1 seed in smoke
+    assert {"task", "labels_per_class", "arm", "seed", "test_auc"} <= set(per_class[0])
+    assert {(r["task"], r["labels_per_class"], r["n_train"]) for r in per_class} == {
+        ("pneumoniamnist", "5", "10"),
+        ("mednist", "5", "30"),
+    }
+    assert "### Label efficiency in labels per class" in summary and "| pneumoniamnist | 5 | 1 |" in summary
+    assert (smoke_run / "labels_per_class.png").stat().st_size > 0
     with open(smoke_run / "robustness.csv") as handle:
         robust = list(csv.DictReader(handle))
     assert {r["kind"] for r in robust} >= {"clean", "rotation", "scaling", "gamma", "gaussian_noise"}
@@ -68,6 +78,22 @@ def test_runs_made_with_other_settings_are_not_mixed(smoke_run: Path, data_dir: 
         with pytest.raises(TrainingError, match="other settings \\(lr differ\\)"):
             run_protocol(ReproduceConfig.for_profile("smoke"), smoke_run, data_dir, progress=False)
         assert main(["reproduce", "--profile", "smoke", "--data-dir", str(data_dir), "--out", str(smoke_run)]) == 2
+    finally:
+        (smoke_run / "settings.json").write_text(json.dumps(settings))
+
+
+@pytest.mark.slow
+def test_a_folder_older_than_a_setting_is_taken_as_made_with_its_default(smoke_run: Path, data_dir: Path) -> None:
+    """Settings the file predates: a TrainConfig field means its default; the few-label recipe is adopted."""
+    settings = json.loads((smoke_run / "settings.json").read_text())
+    older = {k: v for k, v in settings.items() if k not in ("layer_decay", "few_label_recipe", "few_label_budget")}
+    (smoke_run / "settings.json").write_text(json.dumps(older))
+    try:
+        run_protocol(ReproduceConfig.for_profile("smoke"), smoke_run, data_dir, progress=False)
+        assert json.loads((smoke_run / "settings.json").read_text()) == settings  # written back whole
+        (smoke_run / "settings.json").write_text(json.dumps(older))
+        with pytest.raises(TrainingError, match="layer_decay differ"):
+            run_protocol(ReproduceConfig.for_profile("smoke", device="cpu"), smoke_run, data_dir, progress=False)
     finally:
         (smoke_run / "settings.json").write_text(json.dumps(settings))
 

@@ -7,7 +7,7 @@ The paper reports pretrained models reaching their accuracy in up to 85 % fewer 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -40,15 +40,33 @@ def step_reduction(steps_arm: int | None, steps_scratch: int | None) -> float | 
     return 100.0 * (1.0 - steps_arm / steps_scratch)
 
 
+def labels_of(record: Mapping[str, Any]) -> float | str:
+    """The labels a run had: its label fraction, or its labels per class (``"10"``; ``"all"`` for every label)."""
+    return record["fraction"] if "fraction" in record else record["labels_per_class"]
+
+
+def labels_order(labels: float | str) -> float:
+    """A sort key of :func:`labels_of` values: fewest labels first, ``"all"`` last."""
+    return math.inf if labels == "all" else float(labels)
+
+
+def labels_text(labels: float | str) -> str:
+    """:func:`labels_of` in words: ``"0.01 of labels"``, ``"10 per class"``, ``"all labels"``."""
+    if isinstance(labels, str):
+        return "all labels" if labels == "all" else f"{labels} per class"
+    return f"{labels:g} of labels"
+
+
 def add_convergence(records: list[dict[str, Any]], fraction: float = 0.95) -> list[dict[str, Any]]:
     """Fill ``target``, ``steps_to_target`` and ``step_reduction_pct`` of each run record from its curve.
 
-    The target is ``fraction`` of the best validation AUC of the scratch run with the same task, label fraction
-    and seed; records need ``task, fraction, arm, seed, curve`` (runs without a scratch partner get None).
+    The target is ``fraction`` of the best validation AUC of the scratch run with the same task, labels (a label
+    fraction or labels per class) and seed; records need ``task, fraction`` (or ``labels_per_class``) ``, arm,
+    seed, curve`` (runs without a scratch partner get None).
     """
-    by_key = {(r["task"], r["fraction"], r["seed"]): r for r in records if r["arm"] == "scratch"}
+    by_key = {(r["task"], labels_of(r), r["seed"]): r for r in records if r["arm"] == "scratch"}
     for r in records:
-        scratch = by_key.get((r["task"], r["fraction"], r["seed"]))
+        scratch = by_key.get((r["task"], labels_of(r), r["seed"]))
         if scratch is None:
             r["target"], r["steps_to_target"], r["step_reduction_pct"] = math.nan, None, None
             continue

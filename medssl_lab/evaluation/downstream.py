@@ -109,6 +109,9 @@ class TrainConfig:
     augment: bool = True  # mild crop / rotation / intensity jitter of the labelled batches
     ssl_weight: float = 1.0  # hybrid: total = supervised + ssl_weight * SSL objective
     ssl_batch_size: int | None = None  # hybrid: unlabelled images per step (None: batch_size)
+    head_warmup_steps: int = 0  # finetune / hybrid: train only the new head (at linear_lr) this many steps first
+    layer_decay: float = 1.0  # finetune / hybrid: each backbone stage below the head learns at this times the next
+    patience: int | None = None  # stop after this many validations without a better AUC (None: run every step)
     target: float | None = None  # val AUC for TrainResult.steps_to_target
     eval_batch_size: int = 512
     amp: str = "auto"  # "auto" (on CUDA bf16 when supported, else fp16; off elsewhere), "bf16", "fp16", "off"
@@ -121,8 +124,17 @@ class TrainConfig:
         check_whole(
             "TrainConfig",
             values,
-            dict(steps=1, batch_size=2, eval_every=1, eval_batch_size=1, image_size=8, ssl_batch_size=2),
-            optional=("image_size", "ssl_batch_size"),
+            dict(
+                steps=1,
+                batch_size=2,
+                eval_every=1,
+                eval_batch_size=1,
+                image_size=8,
+                ssl_batch_size=2,
+                head_warmup_steps=0,
+                patience=1,
+            ),
+            optional=("image_size", "ssl_batch_size", "patience"),
         )
         values["linear_lr"] = self.linear_lr or 1.0  # None: the shared lr
         check_numbers(
@@ -134,8 +146,9 @@ class TrainConfig:
                 pretrained_lr_scale=(0.0, math.inf),
                 weight_decay=(0.0, math.inf),
                 ssl_weight=(0.0, math.inf),
+                layer_decay=(0.0, 1.0),
             ),
-            open_low=("lr", "linear_lr"),
+            open_low=("lr", "linear_lr", "layer_decay"),
         )
         check_choices("TrainConfig", values, dict(backbone=BACKBONES, amp=("auto", "bf16", "fp16", "off")))
         if self.dense_eval is not None and (len(self.dense_eval) != 2 or int(self.dense_eval[0]) < 1):
@@ -307,16 +320,30 @@ def build_classifier(arm: Arm, pre: Pretrained | None, backbone: str, size: int,
     return model
 
 
+def backbone_stages(backbone: nn.Module) -> list[list[nn.Parameter]]:
+    """The backbone's trainable parameters by stage, input first: one list per top-level child that has any (a
+    ResNet: stem convolution, its norm, then each residual layer), for learning rates that decay towards the input."""
+    stages = [[p for p in child.parameters() if p.requires_grad] for child in backbone.children()]
+    loose = [p for name, p in backbone.named_parameters(recurse=False) if p.requires_grad]
+    return [stage for stage in [loose, *stages] if stage]
+
+
 def make_optimizer(arm: Arm, model: Classifier, ssl_model: SwAVModel | None, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW: the new head at the arm's head lr, the backbone (and for hybrid the projection head and prototypes)
-    at its backbone lr."""
+    at its backbone lr; with ``layer_decay < 1`` a pretrained backbone's stage ``i`` of ``n`` (input first) learns at
+    ``backbone lr * layer_decay ** (n - i)``, so the early, generic filters move least (layer-wise lr decay)."""
     head = list(model.head.parameters())
-    body = [p for p in model.backbone.parameters() if p.requires_grad]
+    stages = backbone_stages(model.backbone)
+    decay = cfg.layer_decay if arm.pretrained else 1.0
+    groups: list[dict[str, Any]] = [{"params": head, "lr": arm.head_lr(cfg)}]
+    groups += [
+        {"params": stage, "lr": arm.backbone_lr(cfg) * decay ** (len(stages) - i)}
+        for i, stage in enumerate(stages)
+    ]
     if ssl_model is not None:
-        shared = {id(p) for p in head + body}
-        body += [p for p in ssl_model.parameters() if p.requires_grad and id(p) not in shared]
-    groups = [{"params": head, "lr": arm.head_lr(cfg)}]
-    groups += [{"params": body, "lr": arm.backbone_lr(cfg)}] if body else []
+        shared = {id(p) for p in head} | {id(p) for stage in stages for p in stage}
+        extra = [p for p in ssl_model.parameters() if p.requires_grad and id(p) not in shared]
+        groups += [{"params": extra, "lr": arm.backbone_lr(cfg)}] if extra else []
     return torch.optim.AdamW(groups, lr=arm.head_lr(cfg), weight_decay=cfg.weight_decay)
 
 
@@ -405,6 +432,16 @@ class _ArmRun:
         self.labels = torch.as_tensor(targets(train.labels, self.multilabel), device=device)
         self.augment = supervised_augment(size) if cfg.augment else None
         self.batches = endless_batches(len(self.images), min(cfg.batch_size, len(self.images)), self.streams["order"])
+        self.warmup = cfg.head_warmup_steps if arm.pretrained and not arm.frozen else 0
+        self._freeze_backbone(self.warmup > 0)
+
+    def _freeze_backbone(self, frozen: bool) -> None:
+        """Head warm-up: the backbone is frozen and the head learns at a lone head's lr (``linear_lr``), as in the
+        linear arm; after it, everything trains and the head at the arm's own lr (linear probe, then fine-tune)."""
+        for p in self.model.backbone.parameters():
+            p.requires_grad_(not frozen and not self.arm.frozen)
+        warm_head = Arm("warm-up", pretrained=True, frozen=True, ssl=False)
+        self.optimizer.param_groups[0]["lr"] = (warm_head if frozen else self.arm).head_lr(self.cfg)
 
     def labelled_batch(self) -> tuple[Tensor, Tensor]:
         """The next labelled batch: its indices and its (augmented, normalised) images."""
@@ -417,8 +454,10 @@ class _ArmRun:
     def train_step(self, step: int) -> dict[str, float]:
         """One optimisation step; returns the loss and its supervised and SSL parts."""
         self.step = step
+        if self.warmup and step == self.warmup + 1:
+            self._freeze_backbone(False)
         self.model.train()
-        if self.arm.frozen:
+        if self.arm.frozen or step <= self.warmup:
             self.model.backbone.eval()  # frozen: batch-norm statistics stay the pretrained ones
         index, x = self.labelled_batch()
         with autocast(self.optimizer_step.amp, self.device):
@@ -462,6 +501,7 @@ def _fit(
     if cfg.progress:
         steps = progress_bar(steps, desc=f"train {run.arm.name}", dynamic_ncols=True)
     terms = ("loss", "supervised", "ssl") if run.hybrid else ("loss", "supervised")
+    since_best = 0
     for step in steps:
         losses.append(run.train_step(step))
         events.scalars({name: losses[-1][name] for name in terms}, step, prefix="train/")
@@ -469,9 +509,12 @@ def _fit(
             auc = run.score(val)["auc"]
             curve.append((step, auc))
             events.scalars({"auc": auc}, step, prefix="val/")
+            since_best += 1
             if math.isfinite(auc) and auc > best_auc:
-                best_auc, best_step = auc, step
+                best_auc, best_step, since_best = auc, step, 0
                 best_state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+            if cfg.patience is not None and since_best >= cfg.patience:
+                break  # early stopping: no better validation AUC for `patience` validations
     if best_state is None:
         warnings.warn(
             f"{run.arm.name}: validation AUC was never defined; the final weights are kept",

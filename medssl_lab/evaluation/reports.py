@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from medssl_lab.evaluation.downstream import ARMS
+from medssl_lab.evaluation.label_efficiency import gains, sorted_records
 
 #: Differences no larger than this, of test AUC or of mean AUC drops, are called a tie: about the run-to-run noise of
 #: one seed. Over seeds 0-2 of the cpu reproduction (benchmarks/results/), an arm's PneumoniaMNIST test AUC varies by
@@ -143,3 +144,34 @@ def drops_against(
         difference = table[kind][arm] - table[kind][baseline]
         verdicts["less" if difference < -tie else "more" if difference > tie else "tie"].append(kind)
     return verdicts
+
+
+def label_efficiency_markdown(records: list[dict[str, Any]]) -> str:
+    """The labels-per-class table: test AUC per arm (mean ± std over seeds), and fine-tuning's and the hybrid arm's
+    paired gain over scratch (mean ± std over seeds, worst seed). Empty without records."""
+    if not records:
+        return ""
+    arms = [a for a in ARMS if any(r["arm"] == a for r in records)]
+    compared = [a for a in ("finetune", "hybrid") if a in arms and "scratch" in arms]
+    paired = {a: {(g["task"], g["labels_per_class"]): g for g in gains(records, a)} for a in compared}
+    lines = [
+        "",
+        "### Label efficiency in labels per class: test AUC, mean ± std over seeds",
+        "",
+        "| task | labels per class | seeds | "
+        + " | ".join(arms)
+        + "".join(f" | {a} − scratch" for a in compared)
+        + " |",
+        "|---|---:|---:|" + "---:|" * (len(arms) + len(compared)),
+    ]
+    for task, size in dict.fromkeys((r["task"], r["labels_per_class"]) for r in sorted_records(records)):
+        runs = {
+            a: [r for r in records if (r["task"], r["labels_per_class"], r["arm"]) == (task, size, a)] for a in arms
+        }
+        seeds = len({r["seed"] for a in arms for r in runs[a]})
+        cells = [mean_std([r["test_auc"] for r in runs[a]]) for a in arms]
+        for a in compared:
+            g = paired[a].get((task, size))
+            cells.append(f"{g['gain']:+.3f} ± {g['std']:.3f} (worst {g['worst']:+.3f})" if g else "n/a")
+        lines.append(f"| {task} | {size} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -53,6 +53,29 @@ def label_fraction_indices(labels: np.ndarray, fraction: float, seed: int = 0, m
     return np.flatnonzero(chosen).astype(np.int64)
 
 
+def labels_per_class_indices(labels: np.ndarray, per_class: int | None, seed: int = 0) -> np.ndarray:
+    """Seeded draw of ``per_class`` labelled images of every class (None: every image), for label efficiency in
+    labels per class, the regime of few-label results.
+
+    Each class is drawn from one fixed permutation per seed, so for one seed the draws are nested (the 5 images of a
+    class lie inside its 10). A class with fewer images gives all it has.
+
+    Returns:
+        Sorted int64 indices into ``labels`` (``(N,)`` or ``(N, 1)`` class indices).
+    """
+    y = np.asarray(labels)
+    y = y[:, 0] if y.ndim == 2 and y.shape[1] == 1 else y
+    if y.ndim != 1:
+        raise ValueError(f"labels per class needs one class per image, got labels of shape {np.shape(labels)}")
+    if per_class is None:
+        return np.arange(len(y), dtype=np.int64)
+    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
+        raise ValueError(f"per_class must be a whole number >= 1 or None (every label), got {per_class!r}")
+    rng = np.random.default_rng(seed)
+    parts = [rng.permutation(np.flatnonzero(y == cls))[:per_class] for cls in np.unique(y)]
+    return np.sort(np.concatenate(parts)).astype(np.int64)
+
+
 def per_class_indices(labels: np.ndarray, per_class: int, rng: np.random.Generator) -> np.ndarray:
     """``per_class`` indices of every class, drawn without replacement (few-shot support sets)."""
     return np.concatenate(

@@ -9,6 +9,8 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from medssl_lab.evaluation.convergence import labels_of, labels_order, labels_text
+
 
 def _arm_colors(arms: Sequence[str]) -> dict[str, str]:
     palette = {"scratch": "tab:gray", "linear": "tab:orange", "finetune": "tab:blue", "hybrid": "tab:green"}
@@ -46,17 +48,44 @@ def plot_label_efficiency(records: Sequence[Mapping]) -> Figure:
     return fig
 
 
+def plot_labels_per_class(records: Sequence[Mapping]) -> Figure:
+    """Test AUC against labels per class (``all`` last), one panel per task: each seed a dot, the mean a line."""
+    tasks = sorted({r["task"] for r in records})
+    arms = list(dict.fromkeys(r["arm"] for r in records))
+    colors = _arm_colors(arms)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.6), squeeze=False, constrained_layout=True)
+    for ax, task in zip(axes[0], tasks):
+        sizes = sorted({str(r["labels_per_class"]) for r in records if r["task"] == task}, key=labels_order)
+        for offset, arm in zip(np.linspace(-0.15, 0.15, len(arms)), arms):
+            aucs = [
+                [r["test_auc"] for r in records if (r["task"], r["arm"], str(r["labels_per_class"])) == (task, arm, s)]
+                for s in sizes
+            ]
+            x = np.arange(len(sizes)) + offset
+            ax.plot(x, [np.mean(a) if a else np.nan for a in aucs], marker="o", label=arm, color=colors[arm])
+            for xi, a in zip(x, aucs):
+                ax.scatter([xi] * len(a), a, s=9, alpha=0.45, color=colors[arm])
+        ax.set_xticks(range(len(sizes)), sizes)
+        ax.set_xlabel("labelled images per class")
+        ax.set_ylabel("test AUC")
+        ax.set_title(task)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    return fig
+
+
 def plot_convergence(records: Sequence[Mapping]) -> Figure:
-    """Validation AUC against training steps for each arm (mean over seeds), one panel per task and fraction."""
-    keys = sorted({(r["task"], r["fraction"]) for r in records})
+    """Validation AUC against training steps for each arm (mean over seeds), one panel per task and label fraction
+    (or labels per class)."""
+    keys = sorted({(r["task"], labels_of(r)) for r in records}, key=lambda key: (key[0], labels_order(key[1])))
     arms = list(dict.fromkeys(r["arm"] for r in records))
     colors = _arm_colors(arms)
     cols = min(3, len(keys))
     rows = int(np.ceil(len(keys) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.3 * cols, 3.2 * rows), squeeze=False, constrained_layout=True)
-    for ax, (task, fraction) in zip(axes.flat, keys):
+    for ax, (task, labels) in zip(axes.flat, keys):
         for arm in arms:
-            curves = [r["curve"] for r in records if (r["task"], r["fraction"], r["arm"]) == (task, fraction, arm)]
+            curves = [r["curve"] for r in records if (r["task"], labels_of(r), r["arm"]) == (task, labels, arm)]
             if not curves:
                 continue
             n = min(len(c) for c in curves)
@@ -66,11 +95,11 @@ def plot_convergence(records: Sequence[Mapping]) -> Figure:
         scratch = [
             max(a for _, a in r["curve"])
             for r in records
-            if (r["task"], r["fraction"], r["arm"]) == (task, fraction, "scratch")
+            if (r["task"], labels_of(r), r["arm"]) == (task, labels, "scratch")
         ]
         if scratch:
             ax.axhline(0.95 * float(np.mean(scratch)), ls="--", lw=0.8, color="k", label="95 % of scratch best")
-        ax.set_title(f"{task}, {fraction:g} of labels", fontsize=9)
+        ax.set_title(f"{task}, {labels_text(labels)}", fontsize=9)
         ax.set_xlabel("training step")
         ax.set_ylabel("validation AUC")
         ax.grid(alpha=0.3)

@@ -14,7 +14,14 @@ from medssl_lab.data.stack import ImageStack
 from medssl_lab.data.synthetic import make_phantoms
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import DataError, TrainingError
-from medssl_lab.evaluation.downstream import TrainConfig, keep_bn_statistics, train_classifier
+from medssl_lab.evaluation.downstream import (
+    TrainConfig,
+    backbone_stages,
+    build_classifier,
+    keep_bn_statistics,
+    make_optimizer,
+    train_classifier,
+)
 from medssl_lab.evaluation.inference import predict_proba
 from medssl_lab.evaluation.metrics import compute_metrics
 from medssl_lab.pretrain import PretrainConfig, Pretrainer, load_pretrained
@@ -202,6 +209,47 @@ def test_pretrained_lr_scale_slows_only_the_pretrained_weights(splits, pretraine
     assert ft.losses == moved.losses  # linear_lr is the linear arm's alone
 
 
+def test_head_warmup_trains_only_the_head_first_then_everything(splits, pretrained) -> None:
+    train, val, test = splits
+    start = {k: v.clone() for k, v in pretrained.model.backbone.state_dict().items()}
+    warm = dict(SMOKE, steps=3, head_warmup_steps=3)
+    during = train_classifier("finetune", train, val, test, pretrained=pretrained, **warm)
+    assert all(torch.equal(start[k], v) for k, v in during.model.backbone.state_dict().items())  # BN statistics too
+    linear = train_classifier("linear", train, val, test, pretrained=pretrained, **{**SMOKE, "steps": 3})
+    assert during.losses == linear.losses  # the warm-up is the linear arm: frozen backbone, head at linear_lr
+    after = train_classifier(
+        "finetune", train, val, test, pretrained=pretrained, **{**warm, "steps": 5, "eval_every": 5}
+    )
+    assert after.losses[:3] == during.losses
+    assert not all(torch.equal(start[k], v) for k, v in after.model.backbone.state_dict().items())
+    plain = train_classifier("scratch", train, val, test, **{**SMOKE, "steps": 3})
+    assert train_classifier("scratch", train, val, test, **warm).losses == plain.losses  # nothing to warm up from
+
+
+def test_layer_decay_slows_the_stages_nearest_the_input(pretrained) -> None:
+    model = build_classifier(ds.ARM_TYPES["finetune"], pretrained.copy(), "resnet_small", 32, 2)
+    optimizer = make_optimizer(ds.ARM_TYPES["finetune"], model, None, TrainConfig(lr=1e-3, layer_decay=0.5))
+    lrs = [group["lr"] for group in optimizer.param_groups]
+    stages = backbone_stages(model.backbone)
+    assert len(stages) >= 4 and lrs[0] == 1e-3  # the head
+    assert lrs[1:] == pytest.approx([1e-3 * 0.5 ** (len(stages) - i) for i in range(len(stages))])
+    assert sum(len(group["params"]) for group in optimizer.param_groups) == len(list(model.parameters()))
+    scratch = build_classifier(ds.ARM_TYPES["scratch"], pretrained.copy(), "resnet_small", 32, 2)
+    fresh = make_optimizer(ds.ARM_TYPES["scratch"], scratch, None, TrainConfig(lr=1e-3, layer_decay=0.5))
+    assert {group["lr"] for group in fresh.param_groups} == {1e-3}  # fresh weights have nothing to keep
+
+
+def test_patience_stops_after_that_many_validations_without_a_better_auc(splits) -> None:
+    train, val, test = splits
+    full = train_classifier("scratch", train, val, test, **{**SMOKE, "steps": 40, "eval_every": 1})
+    aucs = [auc for _, auc in full.curve]
+    stopped = train_classifier("scratch", train, val, test, **{**SMOKE, "steps": 40, "eval_every": 1, "patience": 2})
+    best = [i for i in range(len(aucs)) if aucs[i] > max(aucs[:i], default=-1.0)]
+    stop = next(i for i in range(len(aucs)) if i - max(b for b in best if b <= i) >= 2) + 1  # steps are 1-based
+    assert stopped.curve == full.curve[:stop] and len(stopped.losses) == stop < 40
+    assert stopped.best_step == min(s for s, a in stopped.curve if a == max(aucs[:stop]))
+
+
 def test_dense_evaluation_grid(splits) -> None:
     cfg = TrainConfig(steps=60, eval_every=25, dense_eval=(5, 20))
     assert [s for s in range(1, 61) if cfg.is_eval_step(s)] == [5, 10, 15, 20, 25, 50, 60]
@@ -243,6 +291,10 @@ def test_pneumonia_scratch_learns(data_dir: Path) -> None:
         ("amp", "fp8"),
         ("dense_eval", (0, 100)),
         ("steps", 2.5),
+        ("layer_decay", 0.0),
+        ("layer_decay", 1.5),
+        ("patience", 0),
+        ("head_warmup_steps", -1),
     ],
 )
 def test_impossible_train_settings_are_refused(field: str, value) -> None:

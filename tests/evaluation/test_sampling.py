@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medssl_lab.evaluation.sampling import label_fraction_indices, limit_split
+from medssl_lab.evaluation.sampling import label_fraction_indices, labels_per_class_indices, limit_split
 
 
 def mednist_like_train_labels() -> np.ndarray:
@@ -29,6 +29,25 @@ def test_label_fractions_are_stratified_seeded_and_nested() -> None:
     assert np.array_equal(label_fraction_indices(labels[:, None], 1.0, seed=3), np.arange(len(labels)))
     with pytest.raises(ValueError, match="fraction"):
         label_fraction_indices(labels, 0.0)
+
+
+def test_labels_per_class_are_exact_seeded_and_nested() -> None:
+    labels = mednist_like_train_labels()
+    draws = {k: labels_per_class_indices(labels[:, None], k, seed=2) for k in (5, 10, 25)}
+    for k, idx in draws.items():
+        assert (np.bincount(labels[idx], minlength=6) == k).all() and idx.dtype == np.int64
+        assert np.all(np.diff(idx) > 0)
+    assert np.isin(draws[5], draws[10]).all() and np.isin(draws[10], draws[25]).all()  # nested within a seed
+    assert np.array_equal(draws[10], labels_per_class_indices(labels, 10, seed=2))
+    assert not np.array_equal(draws[10], labels_per_class_indices(labels, 10, seed=3))
+    assert np.array_equal(labels_per_class_indices(labels, None), np.arange(len(labels)))
+    few = np.array([0, 0, 1, 1, 1, 1])
+    assert np.bincount(few[labels_per_class_indices(few, 3)]).tolist() == [2, 3]  # a small class gives all it has
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="per_class"):
+            labels_per_class_indices(labels, bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="one class per image"):
+        labels_per_class_indices(np.zeros((4, 3)), 2)
 
 
 def test_label_fractions_multilabel_keep_every_label() -> None:
