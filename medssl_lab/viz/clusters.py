@@ -102,3 +102,45 @@ def plot_prototype_gallery(
     fig.suptitle(f"images of {len(protos)} {row_name}s", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_cluster_protocol(
+    summary: Sequence[Mapping[str, Any]], columns: Sequence[str] = ("class_nmi", "class_ari")
+) -> Figure:
+    """Each metric against the cluster count, one line per clustering (mean, bars: spread over seeds).
+
+    Drawn from :func:`medssl_lab.evaluation.clusters.summarise_protocol`: where two lines cross, a claim that one
+    clustering beats the other depends on the count. Pixel k-means is dashed for pixels in [0, 1] ("raw") and
+    dotted for unit-length ones, with a marker per resolution; the prototypes, whose count is the model's, are
+    one star.
+    """
+    lines: dict[str, list[Mapping[str, Any]]] = {}
+    for row in summary:
+        name = row["method"] + (f", {row['size']} px {row['scaling']}" if row["size"] is not None else "")
+        lines.setdefault(name, []).append(row)
+    sizes = sorted({r["size"] for r in summary if r["size"] is not None})
+    markers = dict(zip(sizes, "osD^v"))
+    fig, axes = plt.subplots(1, len(columns), figsize=(5.2 * len(columns), 3.6), squeeze=False)
+    for ax, column in zip(axes[0], columns):
+        for name, rows in lines.items():
+            rows = sorted(rows, key=lambda r: r["n_clusters"])
+            x = [r["n_clusters"] for r in rows]
+            y, err = [r[column] for r in rows], [r[f"{column}_std"] for r in rows]
+            first = rows[0]
+            if first["method"] == "prototypes":
+                ax.errorbar(x, y, err, marker="*", ms=14, ls="none", color="tab:red", label=name, zorder=3)
+            elif first["size"] is not None:
+                style = "--" if first["scaling"] == "raw" else ":"
+                ax.errorbar(x, y, err, marker=markers[first["size"]], ls=style, color="tab:gray", label=name, ms=5)
+            else:
+                color = "tab:blue" if first["method"].startswith("pretrained") else "tab:olive"
+                ax.errorbar(x, y, err, marker="o", ls="-", color=color, label=name, ms=5)
+        label, metric = column.rsplit("_", 1)
+        ax.set_xscale("log", base=2)
+        ticks = sorted({r["n_clusters"] for r in summary})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_xlabel("clusters")
+        ax.set_title(f"{metric.upper() if metric != 'purity' else metric} against {label}", fontsize=10)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
