@@ -31,6 +31,7 @@ __all__ = [
     "build_pool",
     "describe_provenance",
     "epoch_batches",
+    "leave_out",
     "pool_provenance",
     "pool_summary",
 ]
@@ -88,3 +89,16 @@ def build_pool(
         modality=np.concatenate([p.modality for p in sets]),
         source=np.concatenate([p.source for p in sets]),
     )
+
+
+def leave_out(pool: ImageSet, modality: str) -> ImageSet:
+    """``pool`` without its images of ``modality``: the pool of a transfer experiment on images it never held.
+
+    Raises:
+        ValueError: the pool holds no such image, or nothing else.
+    """
+    keep = np.asarray(pool.modality) != modality
+    if keep.all() or not keep.any():
+        held = sorted(set(np.asarray(pool.modality).tolist()))
+        raise ValueError(f"cannot leave out {modality!r}: the pool's modalities are {held}; name one of them, not all")
+    return pool.subset(np.flatnonzero(keep))

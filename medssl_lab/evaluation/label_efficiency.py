@@ -58,11 +58,19 @@ def few_label_budget(base: TrainConfig, n_labelled: int) -> TrainConfig:
 
     Batches of at most the labelled set; :data:`EPOCHS` passes over it, but at least :data:`MIN_STEPS` steps (a
     network needs steps to fit even 10 images) and at most ``base.steps`` (every label: the profile's budget);
-    :data:`EVALUATIONS` validations evenly spaced, so the best step is chosen on the same grain at every size.
+    :data:`EVALUATIONS` validations evenly spaced, so the best step is chosen on the same grain at every size. A head
+    warm-up takes at most a fifth of the steps (a smoke run of 12 steps warms up for 2).
     """
     batch = min(base.batch_size, n_labelled)
     steps = min(base.steps, max(MIN_STEPS, math.ceil(EPOCHS * n_labelled / batch)))
-    return replace(base, steps=steps, batch_size=batch, eval_every=max(1, steps // EVALUATIONS), dense_eval=None)
+    return replace(
+        base,
+        steps=steps,
+        batch_size=batch,
+        eval_every=max(1, steps // EVALUATIONS),
+        dense_eval=None,
+        head_warmup_steps=min(base.head_warmup_steps, steps // 5),
+    )
 
 
 def run_name(task: str, per_class: int | None, arm: str, seed: int) -> str:

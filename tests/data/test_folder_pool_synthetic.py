@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from medssl_lab.data.folder import load_image_folder
-from medssl_lab.data.pool import build_pool, pool_summary
+from medssl_lab.data.pool import build_pool, leave_out, pool_summary
 from medssl_lab.data.resize import resize_uint8
 from medssl_lab.data.synthetic import PHANTOM_CLASSES, make_phantoms
 from medssl_lab.data.types import ImageSet
@@ -97,3 +97,9 @@ def test_pool_with_imageset_sources() -> None:
     pool = build_pool([a, b], size=32)
     assert len(pool) == 40 and pool.images.shape[1:] == (32, 32)
     assert (pool.modality == "MR").sum() == 10 and set(pool.source) == {"ph_a", "ph_b"}
+    without = leave_out(pool, "MR")
+    assert len(without) == 30 and set(without.modality) == {"CT"} and set(without.source) == {"ph_a"}
+    assert np.array_equal(without.images, pool.images[:30])
+    for missing in ("X-ray", "CT"):
+        with pytest.raises(ValueError, match="cannot leave out"):
+            leave_out(without, missing)  # not in the pool; the pool's only modality

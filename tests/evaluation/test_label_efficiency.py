@@ -20,7 +20,9 @@ def test_the_budget_scales_with_the_labelled_images_within_the_profile_budget() 
     assert le.few_label_budget(base, 600).steps == 282  # 30 passes over 600 images in batches of 64
     every = le.few_label_budget(base, 4708)
     assert (every.steps, every.batch_size, every.eval_every) == (300, 64, 20)  # never more than the profile's
-    assert le.few_label_budget(TrainConfig(steps=12, batch_size=32), 10).steps == 12  # smoke stays smoke
+    smoke = le.few_label_budget(TrainConfig(steps=12, batch_size=32, head_warmup_steps=20), 10)
+    assert (smoke.steps, smoke.head_warmup_steps) == (12, 2)  # smoke stays smoke; the warm-up a fifth of it at most
+    assert le.few_label_budget(TrainConfig(head_warmup_steps=20), 10).head_warmup_steps == 20
 
 
 def test_small_sizes_get_more_seeds_and_all_labels_is_named_all() -> None:
