@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,8 @@ def pretrain_without(args: argparse.Namespace) -> Path:
 
 
 def run_arms(args: argparse.Namespace, without: Path) -> list[dict[str, Any]]:
-    """Scratch once; linear and fine-tuning (recipe and plain) from the encoders with and without the modality."""
+    """Scratch once; linear and fine-tuning from the encoders with and without the modality, and plain fine-tuning
+    from the one without (what the recipe adds to what travels)."""
     train, val, test = downstream_data(args.task, args.data_dir)
     splits = (train, limit_split(val, VAL_LIMIT["cpu"]), test)
     base = replace(TrainConfig.for_profile("cpu", device="cpu"), **FEW_LABEL_RECIPE)
@@ -65,11 +65,12 @@ def run_arms(args: argparse.Namespace, without: Path) -> list[dict[str, Any]]:
             args.task, splits, encoders["with"], base, runs / "scratch", arms=("scratch",), **common
         )
     ]
-    for name, encoder in encoders.items():
-        for recipe, config, arms in (("recipe", base, ("linear", "finetune")), ("plain", plain, ("finetune",))):
-            folder = runs / f"{name}_{args.leave_out}_{recipe}"
-            done = run_label_efficiency(args.task, splits, encoder, config, folder, arms=arms, **common)
-            records += [dict(r, encoder=f"{name} {args.leave_out}", recipe=recipe) for r in done]
+    variants = [("with", "recipe", base, ("linear", "finetune")), ("without", "recipe", base, ("linear", "finetune"))]
+    variants += [("without", "plain", plain, ("finetune",))]  # does the recipe help the features travel?
+    for name, recipe, config, arms in variants:
+        folder = runs / f"{name}_{args.leave_out}_{recipe}"
+        done = run_label_efficiency(args.task, splits, encoders[name], config, folder, arms=arms, **common)
+        records += [dict(r, encoder=f"{name} {args.leave_out}", recipe=recipe) for r in done]
     return records
 
 
@@ -82,7 +83,7 @@ def write_tables(records: list[dict[str, Any]], args: argparse.Namespace) -> Non
     scratch = [r for r in records if r["arm"] == "scratch"]
     sections = []
     for encoder in sorted({r["encoder"] for r in records} - {"none"}):
-        for recipe in ("recipe", "plain"):
+        for recipe in sorted({r["recipe"] for r in records if r["encoder"] == encoder}, reverse=True):
             mine = [r for r in records if (r["encoder"], r["recipe"]) == (encoder, recipe)]
             named = [dict(r, task=f"{args.task}, pool {encoder}, {recipe}") for r in scratch + mine]
             sections.append(label_efficiency_markdown(sorted_records(named)))
