@@ -90,40 +90,62 @@ def endless_batches(n: int, batch_size: int, generator: torch.Generator) -> Iter
         yield from epoch_batches(n, batch_size, generator)
 
 
+#: reading threads of a batch from disk: enough to keep several reads in flight on a disk or a network file system
+READERS = 4
+
+
 class BatchReader:
     """The images of a batch, on the device.
 
     An in-memory pool goes to the device once and is indexed there. A pool on disk (an
-    :class:`~medssl_lab.data.stack.ImageStack`) is read batch by batch: :meth:`prefetch` reads the next batch in a
-    background thread while the current step computes, into pinned memory when the device is a GPU, so the copy to
-    the device does not hold the model up.
+    :class:`~medssl_lab.data.stack.ImageStack`) is read batch by batch: :meth:`prefetch` starts reading the next batch
+    while the current step computes, split into ``workers`` parts (neighbouring images together) that as many
+    threads read at once, each into its rows of one buffer (pinned memory when the device is a GPU, so the copy to
+    the device does not hold the model up). The batch is the same whatever the number of threads.
     """
 
-    def __init__(self, images: np.ndarray | Tensor | ImageStack, device: torch.device) -> None:
-        self.device = device
+    def __init__(self, images: np.ndarray | Tensor | ImageStack, device: torch.device, workers: int = READERS) -> None:
+        if workers < 1:
+            raise ValueError(f"workers={workers}: a batch needs at least one reading thread")
+        self.device, self.workers = device, workers
         self._stack = images if isinstance(images, ImageStack) else None
         self._on_device: Tensor | None = None
         if isinstance(images, Tensor):
             self._on_device = images.to(device)
         elif not isinstance(images, ImageStack):
             self._on_device = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="batch-reader") if self._stack is not None else None
-        self._pending: tuple[Tensor, Future] | None = None
+        self._reader = (
+            ThreadPoolExecutor(workers, thread_name_prefix="batch-reader") if self._stack is not None else None
+        )
+        self._pending: tuple[Tensor, Tensor, list[Future]] | None = None
 
     def prefetch(self, index: Tensor) -> None:
         """Start reading the batch at ``index`` (a no-op for a pool held on the device)."""
         if self._reader is not None:
-            self._pending = (index, self._reader.submit(self._load, index))
+            self._pending = (index, *self._start(index))
 
     def get(self, index: Tensor) -> Tensor:
         """(B, H, W) uint8 on the device: the prefetched batch when it is this one, else read now."""
         if self._on_device is not None:
             return self._on_device[index.to(self.device)]
         pending, self._pending = self._pending, None
-        batch = pending[1].result() if pending is not None and torch.equal(pending[0], index) else self._load(index)
+        batch, parts = pending[1:] if pending is not None and torch.equal(pending[0], index) else self._start(index)
+        for part in parts:
+            part.result()  # raises what a reading thread raised
         return batch.to(self.device, non_blocking=True)
 
-    def _load(self, index: Tensor) -> Tensor:
+    def _start(self, index: Tensor) -> tuple[Tensor, list[Future]]:
+        """A buffer for the batch at ``index`` and the reads that fill it, one per part."""
+        assert self._stack is not None and self._reader is not None
+        wanted = index.numpy()
+        batch = torch.empty((len(wanted), *self._stack.shape[1:]), dtype=torch.uint8)
+        if self.device.type == "cuda":
+            batch = batch.pin_memory()
+        order = np.argsort(self._stack.positions[wanted], kind="stable")  # neighbours on disk in the same part
+        parts = [p for p in np.array_split(order, max(1, min(self.workers, len(order)))) if len(p)]
+        out = batch.numpy()
+        return batch, [self._reader.submit(self._read, out, wanted, part) for part in parts]
+
+    def _read(self, out: np.ndarray, wanted: np.ndarray, part: np.ndarray) -> None:
         assert self._stack is not None
-        batch = torch.from_numpy(self._stack[index.numpy()])
-        return batch.pin_memory() if self.device.type == "cuda" else batch
+        out[part] = self._stack[wanted[part]]

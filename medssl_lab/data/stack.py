@@ -4,14 +4,19 @@ An :class:`ImageStack` looks like an (N, H, W) uint8 array to the rest of the pa
 ``dtype``, and indexing with an integer array returns the images as a NumPy array. Only the rows asked for are read
 (positioned reads from the shard files, runs of neighbouring rows in one read), so the process's memory does not
 grow with the store: the operating system's page cache keeps what is read often. :meth:`ImageStack.select` gives a
-subset without reading anything. Every process opens its own file handles, so DDP ranks and data workers share
-nothing.
+subset without reading anything. Every process opens its own file handles (one per shard it reads), so DDP ranks and
+data workers share nothing; threads of one process may read at once.
+
+``positions`` (where each image is in the parts, counted from the first part's first image) may be any integer
+array, a memory-mapped column of a store's index included (uint32: 4 bytes per image, in the page cache that every
+process shares): it is indexed, never copied whole.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,9 +61,15 @@ class ImageStack:
                 self._data_offsets.append(offset)
         self._sides = [tuple(int(v) for v in shape[1:]) for shape in shapes]
         self._starts = np.concatenate([[0], np.cumsum([s[0] for s in shapes])]).astype(np.int64)
-        self.positions = np.arange(self._starts[-1]) if positions is None else np.asarray(positions, np.int64)
+        if positions is None:
+            self.positions = np.arange(self._starts[-1])
+        elif isinstance(positions, np.ndarray) and positions.dtype.kind in "iu":
+            self.positions = positions  # a memory-mapped column stays one
+        else:
+            self.positions = np.asarray(positions, np.int64)
         self.size = int(size)
         self._handles: dict[int, dict[int, int]] = {}  # pid -> part -> file descriptor
+        self._opening = threading.Lock()  # reading threads open a part's file once
 
     # the array interface the package relies on
     @property
@@ -90,7 +101,7 @@ class ImageStack:
         """The images at ``index``, still unread."""
         chosen = ImageStack.__new__(ImageStack)
         chosen.__dict__.update(self.__dict__)
-        chosen.positions, chosen._handles = self.positions[index], {}
+        chosen.positions, chosen._handles, chosen._opening = self.positions[index], {}, threading.Lock()
         return chosen
 
     def resized(self, size: int) -> ImageStack:
@@ -108,63 +119,64 @@ class ImageStack:
             else:
                 stat = Path(part).stat()
                 digest.update(f"{Path(part).name}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
-        digest.update(self.positions.tobytes())
+        for start in range(0, len(self.positions), 1 << 22):  # as int64 bytes, whatever the column's type, in pieces
+            digest.update(np.ascontiguousarray(self.positions[start : start + (1 << 22)], np.int64).tobytes())
         return digest.hexdigest()
 
     # reading
     def _read(self, positions: np.ndarray) -> np.ndarray:
-        positions = np.atleast_1d(positions)
+        """The images at ``positions``, read in the order of the files: each run of neighbouring rows of a part is
+        one read, and the kernel hears of every run before the first is read; a part of another size is resized
+        in one go."""
+        positions = np.atleast_1d(np.asarray(positions, np.int64))
+        order = np.argsort(positions, kind="stable")
+        ranked = positions[order]
+        part_of = np.searchsorted(self._starts, ranked, side="right") - 1
+        breaks = (np.flatnonzero((np.diff(part_of) != 0) | (np.diff(ranked) != 1)) + 1).tolist()
+        rows = (ranked - self._starts[part_of]).tolist()
+        runs = [(int(part_of[f]), f, t) for f, t in zip([0, *breaks], [*breaks, len(ranked)]) if t > f]
+        for part, first, last in runs:  # ask for every run first, so that the disk serves them together
+            self._advise(part, rows[first], last - first)
         out = np.empty((len(positions), self.size, self.size), dtype=np.uint8)
-        part_of = np.searchsorted(self._starts, positions, side="right") - 1
-        order = np.lexsort((positions, part_of))  # by part, then row: neighbouring rows are read together
-        groups = []
-        for part in np.unique(part_of).tolist():
-            where = order[part_of[order] == part]
-            groups.append((part, where, positions[where] - self._starts[part]))
-        for part, _, rows in groups:  # ask for every run first, so that the disk serves them together
-            self._advise(part, rows)
-        for part, where, rows in groups:
-            images = self._read_rows(part, rows)
-            if images.shape[1:] != (self.size, self.size):
-                images = resize_uint8(images, self.size)
-            out[where] = images
+        other: dict[int, list[tuple[int, int, np.ndarray]]] = {}
+        for part, first, last in runs:
+            images = self._read_run(part, rows[first], last - first)
+            if images.shape[1:] == (self.size, self.size):
+                out[order[first:last]] = images
+            else:
+                other.setdefault(part, []).append((first, last, images))
+        for pieces in other.values():
+            where = np.concatenate([order[first:last] for first, last, _ in pieces])
+            out[where] = resize_uint8(np.concatenate([images for _, _, images in pieces]), self.size)
         return out
 
-    def _runs(self, part: int, rows: np.ndarray) -> list[tuple[int, int, int, int]]:
-        """(first, last, file offset, bytes) of each run of consecutive rows of a file part, ``rows`` sorted."""
-        height, width = self._sides[part]
-        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-        firsts, lasts = np.concatenate([[0], breaks]).tolist(), np.concatenate([breaks, [len(rows)]]).tolist()
-        offset, row_bytes = self._data_offsets[part], height * width
-        return [(f, t, offset + int(rows[f]) * row_bytes, (t - f) * row_bytes) for f, t in zip(firsts, lasts)]
-
-    def _advise(self, part: int, rows: np.ndarray) -> None:
+    def _advise(self, part: int, row: int, count: int) -> None:
         """Tell the kernel which bytes come next (Linux): it reads them in parallel, ahead of the reads below."""
         if isinstance(self.parts[part], np.ndarray) or not hasattr(os, "posix_fadvise"):
             return
-        fd = self._handle(part)
-        for _, _, offset, length in self._runs(part, rows):
-            os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+        height, width = self._sides[part]
+        offset = self._data_offsets[part] + row * height * width
+        os.posix_fadvise(self._handle(part), offset, count * height * width, os.POSIX_FADV_WILLNEED)
 
-    def _read_rows(self, part: int, rows: np.ndarray) -> np.ndarray:
-        """Rows of one part at its own size, ``rows`` sorted; runs of consecutive rows come in one read."""
+    def _read_run(self, part: int, row: int, count: int) -> np.ndarray:
+        """``count`` neighbouring images of one part from ``row`` on, at the part's own size, in one read."""
         source = self.parts[part]
         if isinstance(source, np.ndarray):
-            return source[rows]
+            return source[row : row + count]
         height, width = self._sides[part]
-        out = np.empty((len(rows), height, width), dtype=np.uint8)
-        fd = self._handle(part)
-        for first, last, offset, length in self._runs(part, rows):
-            data = os.pread(fd, length, offset)
-            if len(data) != length:
-                raise DataError(f"{source}: the shard is shorter than its header says; ingest the store again")
-            out[first:last] = np.frombuffer(data, np.uint8).reshape(last - first, height, width)
-        return out
+        length = count * height * width
+        data = os.pread(self._handle(part), length, self._data_offsets[part] + row * height * width)
+        if len(data) != length:
+            raise DataError(f"{source}: the shard is shorter than its header says; ingest the store again")
+        return np.frombuffer(data, np.uint8).reshape(count, height, width)
 
     def _handle(self, part: int) -> int:
-        handles = self._handles.setdefault(os.getpid(), {})  # a forked worker opens its own
-        if part not in handles:
-            handles[part] = os.open(Path(self.parts[part]), os.O_RDONLY)  # type: ignore[arg-type]  # a file part
+        handles = self._handles.get(os.getpid())  # a forked worker opens its own
+        if handles is None or part not in handles:
+            with self._opening:
+                handles = self._handles.setdefault(os.getpid(), {})
+                if part not in handles:
+                    handles[part] = os.open(Path(self.parts[part]), os.O_RDONLY)  # type: ignore[arg-type]  # a file
         return handles[part]
 
     def __del__(self) -> None:
@@ -175,7 +187,12 @@ class ImageStack:
                 pass
 
     def __getstate__(self) -> dict:
-        return {**self.__dict__, "_handles": {}}
+        state = {**self.__dict__, "_handles": {}}
+        del state["_opening"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _opening=threading.Lock())
 
 
 def concatenate_images(parts: Sequence[np.ndarray | ImageStack], size: int) -> np.ndarray | ImageStack:
@@ -189,7 +206,7 @@ def concatenate_images(parts: Sequence[np.ndarray | ImageStack], size: int) -> n
     offset = 0
     for part in parts:
         stack = part if isinstance(part, ImageStack) else ImageStack([part], size)
-        positions.append(stack.positions + offset)
+        positions.append(stack.positions.astype(np.int64) + offset)
         offset += int(stack._starts[-1])
         all_parts += stack.parts
     return ImageStack(all_parts, size, np.concatenate(positions))

@@ -14,7 +14,7 @@ import csv
 import math
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from torch import nn
 from medssl_lab.augment import MultiCropAugment, make_generator
 from medssl_lab.config import progress_bar
 from medssl_lab.data.provenance import pool_provenance
-from medssl_lab.data.sampling import balanced_weights, epoch_batches
+from medssl_lab.data.sampling import BatchOrder
 from medssl_lab.data.types import ImageSet
 from medssl_lab.errors import TrainingError
 from medssl_lab.pretrain.checkpoint import (
@@ -43,6 +43,7 @@ from medssl_lab.pretrain.monitor import KnnMonitor
 from medssl_lab.pretrain.pretrained import Pretrained, load_pretrained
 from medssl_lab.runconfig import write_run_config
 from medssl_lab.tblog import RunLog, run_log
+from medssl_lab.threads import adapt_threads
 from medssl_lab.training import BatchReader, OptimizerStep, autocast_dtype, check_finite
 
 
@@ -107,8 +108,10 @@ class Pretrainer:
         self.pool = _limit_pool(pool, config)
         self.provenance = pool_provenance(self.pool)
         self.reader = BatchReader(self.pool.images, self.device)
-        self._order: tuple[int, list[torch.Tensor]] = (-1, [])  # (epoch, its batches), made once per epoch
-        self.weights = balanced_weights(getattr(self.pool, config.balance)) if config.balance else None
+        self._order: tuple[int, Sequence[torch.Tensor]] = (-1, [])  # (epoch, its batches), made once per epoch
+        tags = getattr(self.pool, config.balance) if config.balance else None
+        self.order = BatchOrder(len(self.pool), config.batch_size, config.seed * 7919, tags)
+        self.weights = self.order.weights  # balancing weights of a pool up to LARGE_POOL images (None above)
         self.augment = MultiCropAugment(config.augment_config())
         self.model = build_model(config).to(self.device)
         if config.channels_last:
@@ -154,11 +157,11 @@ class Pretrainer:
         progress = (step - warmup) / max(1, self.total_steps - warmup)
         return c.lr * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
-    def _batch_order(self, epoch: int) -> list[torch.Tensor]:
-        """Every batch of ``epoch`` (all processes'), the same on every rank and after a resume; kept for the epoch."""
+    def _batch_order(self, epoch: int) -> Sequence[torch.Tensor]:
+        """Every batch of ``epoch`` (all processes'), the same on every rank and after a resume; kept for the epoch
+        (computed batch by batch above ``LARGE_POOL`` images: :class:`~medssl_lab.data.sampling.BatchOrder`)."""
         if self._order[0] != epoch:
-            gen = torch.Generator().manual_seed(self.config.seed * 7919 + epoch)
-            self._order = (epoch, list(epoch_batches(len(self.pool), self.config.batch_size, gen, self.weights)))
+            self._order = (epoch, self.order.epoch(epoch))
         return self._order[1]
 
     def _my_index(self, step: int) -> torch.Tensor:
@@ -242,6 +245,7 @@ class Pretrainer:
             if self.step + 1 < end:
                 self.reader.prefetch(self._my_index(self.step + 1))  # read while this step computes
             metrics, logged = self.train_step(index, self.step // self.steps_per_epoch)
+            adapt_threads()  # other work started or stopped beside the run: the thread count follows
             self.step += 1
             self.train_seconds += time.perf_counter() - tick
             tick = time.perf_counter()

@@ -63,3 +63,21 @@ def test_a_damaged_shard_is_a_clear_error(tmp_path: Path, shards: tuple[list[Pat
     (tmp_path / "bad.npy").write_bytes(b"not numpy")
     with pytest.raises(DataError, match="not a readable .npy shard"):
         ImageStack([tmp_path / "bad.npy"], 16)
+
+
+def test_a_mapped_position_column_stays_mapped_and_names_the_same_images(
+    shards: tuple[list[Path], np.ndarray], tmp_path: Path
+) -> None:
+    paths, images = shards
+    order = np.random.default_rng(1).permutation(50)
+    np.save(tmp_path / "position.npy", order.astype(np.uint32))
+    mapped = ImageStack(paths, 16, np.load(tmp_path / "position.npy", mmap_mode="r"))
+    plain = ImageStack(paths, 16, order)
+    assert isinstance(mapped.positions, np.memmap) and plain.positions.dtype == np.int64
+    assert mapped.fingerprint() == plain.fingerprint()  # a checkpoint's provenance does not see the column's type
+    assert np.array_equal(mapped[np.arange(50)], images[order]) and np.array_equal(mapped[3], images[order[3]])
+    assert isinstance(mapped.resized(8).positions, np.memmap)  # a view: still nothing copied
+    both = concatenate_images([mapped, mapped], 16)
+    assert isinstance(both, ImageStack) and np.array_equal(both[np.array([0, 50])], images[order[[0, 0]]])
+    again = pickle.loads(pickle.dumps(mapped.select(np.array([4, 5]))))
+    assert np.array_equal(again[np.arange(2)], images[order[[4, 5]]])

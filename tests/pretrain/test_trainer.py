@@ -346,3 +346,13 @@ def test_a_nan_stop_and_a_collapse_stop_are_text_in_the_event_files(tmp_path: Pa
     assert read_events(tmp_path / "collapse").texts["stopped"] == [
         (4, "stopped: stopped at step 4: possible collapse (a stand-in hint)")
     ]
+
+
+def test_the_loop_lets_the_thread_count_follow_the_machine_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    import medssl_lab.pretrain.trainer as trainer_module
+
+    calls: list[int] = []
+    trainer = Pretrainer(tiny_config(epochs=1), phantom_pool())
+    monkeypatch.setattr(trainer_module, "adapt_threads", lambda: calls.append(trainer.step) or False)
+    trainer.fit(progress=False)
+    assert calls == list(range(trainer.total_steps)) and trainer.total_steps == 4  # once after each step

@@ -10,6 +10,8 @@
                                study_key, series_key, instance_key
       shards/000000.rejected.csv   one row per file that gave no image: source, file, reason, detail
       shards/000000.json       written last: the shard's file list digest and counts; a shard without it is redone
+      index/KEY/               the index tables as memory-mapped integer columns, made by the first open
+                               (medssl_lab.data.store.index)
 
 A shard holds the images of a fixed number of consecutive source files (``files_per_shard``), so that shard ``k``
 is the same work on every machine and in every re-run.
@@ -96,6 +98,14 @@ class StoreLayout:
                 "the ingest again (it redoes that shard)"
             )
         return done
+
+
+def redo(layout: StoreLayout, shard: int) -> str:
+    """What to do about a damaged shard: ingest it again."""
+    return (
+        f"delete {layout.done(shard)} and run the same ingest again (it redoes that shard), or ingest the sources into "
+        "a new folder"
+    )
 
 
 def is_store(path: str | os.PathLike) -> bool:
