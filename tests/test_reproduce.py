@@ -211,3 +211,20 @@ def test_the_pretraining_and_every_run_leave_event_files_beside_their_files(smok
         record = json.loads(run.read_text())
         assert events.scalars["val/auc"] == [(step, pytest.approx(auc)) for step, auc in record["curve"]], run.stem
         assert [step for step, _ in events.scalars["train/loss"]] == list(range(1, record["steps"] + 1))
+
+
+def test_the_label_efficiency_tables_are_made_from_the_committed_runs() -> None:
+    """README, docs/results.md and summary.md hold the labels-per-class table of label_efficiency.csv, every row."""
+    from medssl_lab.evaluation.reports import label_efficiency_markdown
+
+    root = Path(__file__).resolve().parents[1]
+    rows = [
+        dict(r, seed=int(r["seed"]), test_auc=float(r["test_auc"]))
+        for r in csv.DictReader((root / "benchmarks" / "results" / "label_efficiency.csv").open())
+    ]
+    table = [line for line in label_efficiency_markdown(rows).splitlines() if line.startswith(("| pneu", "| mednist"))]
+    assert sum(line.startswith("| pneu") for line in table) == 6, "PneumoniaMNIST at 5, 10, 25, 50, 100 and all"
+    for document in ("README.md", "docs/results.md", "benchmarks/results/summary.md"):
+        text = (root / document).read_text()
+        missing = [line for line in table if line not in text]
+        assert not missing, f"{document} does not hold the table of label_efficiency.csv: {missing}"
