@@ -4,6 +4,8 @@ loss, the optimiser step, endless batches."""
 from __future__ import annotations
 
 import contextlib
+import math
+import mmap
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -94,6 +96,16 @@ def endless_batches(n: int, batch_size: int, generator: torch.Generator) -> Iter
 READERS = 4
 
 
+def _batch_buffer(shape: tuple[int, ...]) -> Tensor:
+    """A uint8 tensor for one batch. From 1 MB on, its own memory mapping, given back to the system when the batch
+    is freed: the heap would keep the high-water mark of every batch a reading thread saw (hundreds of MB at 224 px)."""
+    size = math.prod(shape)
+    if size < 1 << 20:
+        return torch.empty(shape, dtype=torch.uint8)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)  # its pages at once (Linux)
+    return torch.from_numpy(np.frombuffer(mmap.mmap(-1, size, flags=flags), np.uint8).reshape(shape))
+
+
 class BatchReader:
     """The images of a batch, on the device.
 
@@ -138,7 +150,7 @@ class BatchReader:
         """A buffer for the batch at ``index`` and the reads that fill it, one per part."""
         assert self._stack is not None and self._reader is not None
         wanted = index.numpy()
-        batch = torch.empty((len(wanted), *self._stack.shape[1:]), dtype=torch.uint8)
+        batch = _batch_buffer((len(wanted), *self._stack.shape[1:]))
         if self.device.type == "cuda":
             batch = batch.pin_memory()
         order = np.argsort(self._stack.positions[wanted], kind="stable")  # neighbours on disk in the same part
@@ -148,4 +160,4 @@ class BatchReader:
 
     def _read(self, out: np.ndarray, wanted: np.ndarray, part: np.ndarray) -> None:
         assert self._stack is not None
-        out[part] = self._stack[wanted[part]]
+        self._stack.read_into(out, part, wanted[part])

@@ -124,31 +124,46 @@ class ImageStack:
         return digest.hexdigest()
 
     # reading
-    def _read(self, positions: np.ndarray) -> np.ndarray:
-        """The images at ``positions``, read in the order of the files: each run of neighbouring rows of a part is
-        one read, and the kernel hears of every run before the first is read; a part of another size is resized
-        in one go."""
+    def read_into(self, out: np.ndarray, rows: np.ndarray, index: np.ndarray) -> None:
+        """The images at ``index`` straight into rows ``rows`` of ``out`` (C-ordered ``(B, size, size)`` uint8), with
+        no array of their own in between: what a batch reader's threads do, each with its share of a batch."""
+        self._read(self.positions[index], out, np.asarray(rows, np.int64))
+
+    def _read(self, positions: np.ndarray, out: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+        """The images at ``positions`` (into ``out[rows]`` when given), read in the order of the files: each run of
+        neighbouring rows of a part is one read (straight into ``out``'s rows where the system has ``preadv``), the
+        kernel hears of every run before the first is read, and a part of another size is resized in one go."""
         positions = np.atleast_1d(np.asarray(positions, np.int64))
+        if out is None or rows is None:
+            out, rows = np.empty((len(positions), self.size, self.size), dtype=np.uint8), np.arange(len(positions))
         order = np.argsort(positions, kind="stable")
-        ranked = positions[order]
+        ranked, targets = positions[order], rows[order]
         part_of = np.searchsorted(self._starts, ranked, side="right") - 1
         breaks = (np.flatnonzero((np.diff(part_of) != 0) | (np.diff(ranked) != 1)) + 1).tolist()
-        rows = (ranked - self._starts[part_of]).tolist()
+        first_rows = (ranked - self._starts[part_of]).tolist()
         runs = [(int(part_of[f]), f, t) for f, t in zip([0, *breaks], [*breaks, len(ranked)]) if t > f]
         for part, first, last in runs:  # ask for every run first, so that the disk serves them together
-            self._advise(part, rows[first], last - first)
-        out = np.empty((len(positions), self.size, self.size), dtype=np.uint8)
+            self._advise(part, first_rows[first], last - first)
         other: dict[int, list[tuple[int, int, np.ndarray]]] = {}
         for part, first, last in runs:
-            images = self._read_run(part, rows[first], last - first)
-            if images.shape[1:] == (self.size, self.size):
-                out[order[first:last]] = images
+            if self._sides[part] != (self.size, self.size):
+                other.setdefault(part, []).append((first, last, self._read_run(part, first_rows[first], last - first)))
+            elif isinstance(self.parts[part], np.ndarray) or not hasattr(os, "preadv"):
+                out[targets[first:last]] = self._read_run(part, first_rows[first], last - first)
             else:
-                other.setdefault(part, []).append((first, last, images))
+                self._read_run_into(part, first_rows[first], out, targets[first:last])
         for pieces in other.values():
-            where = np.concatenate([order[first:last] for first, last, _ in pieces])
+            where = np.concatenate([targets[first:last] for first, last, _ in pieces])
             out[where] = resize_uint8(np.concatenate([images for _, _, images in pieces]), self.size)
         return out
+
+    def _read_run_into(self, part: int, row: int, out: np.ndarray, targets: np.ndarray) -> None:
+        """Neighbouring images of a file part from ``row`` on, one system call, each into its row of ``out``."""
+        buffers = [memoryview(out[t]).cast("B") for t in targets.tolist()]
+        height, width = self._sides[part]
+        length = len(buffers) * height * width
+        if os.preadv(self._handle(part), buffers, self._data_offsets[part] + row * height * width) != length:
+            raise DataError(f"{self.parts[part]}: the shard is shorter than its header says; ingest the store again")
 
     def _advise(self, part: int, row: int, count: int) -> None:
         """Tell the kernel which bytes come next (Linux): it reads them in parallel, ahead of the reads below."""
