@@ -48,7 +48,7 @@ SHARD = 100_000
 MODALITIES = ["CT", "MR", "X-ray", "ultrasound"]
 #: images/s that a GPU consumes training a ResNet-50 at 224 px with mixed precision (an assumption: NVIDIA's
 #: DeepLearningExamples, PyTorch ResNet50 v1.5 README, pytorch-21.03 container; supervised training, one 224 px crop
-#: per image: SwAV's 2x224 + 6x96 multi-crop costs about 2.4 times that per image, so the figures are upper bounds)
+#: per image: SwAV's 2x224 + 6x96 multi-crop is about 3.1 times the pixels, so the figures are upper bounds)
 GPU_RATES = {"V100 16GB": (1200, 8322), "A100 80GB": (2470, 16621)}
 
 CHILD = """

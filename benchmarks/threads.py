@@ -69,11 +69,16 @@ SHARED_CHILD = """
 import json, os, sys, time
 from pathlib import Path
 mode, data_dir, seconds, ready = sys.argv[1], sys.argv[2] or None, float(sys.argv[3]), Path(sys.argv[4])
+first = int(sys.argv[5])
 if mode == "fixed":
     os.environ["MEDSSL_ADAPT_THREADS"] = "0"
 import torch
 from medssl_lab.threads import configure_threads, thread_governor
 why = configure_threads()
+if first:  # as if the CPUs had been free when the run started
+    torch.set_num_threads(first)
+    thread_governor().take_charge(first)
+    why = f"{first} threads set as the first choice (--first-threads)"
 from medssl_lab.data.pool import build_pool
 from medssl_lab.pretrain import PretrainConfig, Pretrainer
 config = PretrainConfig.for_profile("cpu", device="cpu", knn_every=0, max_steps=10**6, epochs=1000)
@@ -95,7 +100,8 @@ try:
     trainer.fit(progress=False)
 except Done:
     pass
-changes = [(round(t - stamps[2][0], 1), a, b, w) for t, a, b, w in thread_governor().changes]
+offset = time.time() - time.monotonic()  # the governor's clock is time.monotonic
+changes = [(round(t + offset - stamps[2][0], 1), a, b, w) for t, a, b, w in thread_governor().changes]
 print(json.dumps({"why": why, "stamps": stamps, "batch": config.batch_size, "changes": changes}))
 """
 
@@ -159,11 +165,13 @@ def startup(args: argparse.Namespace) -> None:
     print(" ".join(f"{name}={speed:.1f}" for name, (speed, _) in results.items()))
 
 
-def start_run(mode: str, data_dir: str, seconds: float, folder: Path, name: str) -> tuple[subprocess.Popen, Path]:
+def start_run(
+    mode: str, data_dir: str, seconds: float, folder: Path, name: str, first: int = 0
+) -> tuple[subprocess.Popen, Path]:
     """One pretraining process of the shared scenarios (its rates come back on its stdout), and its ready file."""
     ready = folder / f"{name}.ready"
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MEDSSL_THREADS")}
-    command = [sys.executable, "-c", SHARED_CHILD, mode, data_dir, str(seconds), str(ready)]
+    command = [sys.executable, "-c", SHARED_CHILD, mode, data_dir, str(seconds), str(ready), str(first)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env), ready
 
 
@@ -192,17 +200,18 @@ def wait_for(path: Path, process: subprocess.Popen) -> None:
 
 def shared_scenario(kind: str, mode: str, args: argparse.Namespace, folder: Path) -> dict:
     """The measured run's images/s in one scenario, how it chose its threads and how they changed."""
+    n = args.first_threads
     if kind == "alone":
-        run = finish(start_run(mode, args.data_dir, args.seconds, folder, f"{kind}-{mode}")[0])
+        run = finish(start_run(mode, args.data_dir, args.seconds, folder, f"{kind}-{mode}", n)[0])
         return {"rate": rate_after(run, 0.0), "run": run}
     if kind == "start":
-        first, _ = start_run(mode, args.data_dir, args.seconds, folder, f"{kind}-{mode}-a")
-        second, _ = start_run(mode, args.data_dir, args.seconds + 30, folder, f"{kind}-{mode}-b")
+        first, _ = start_run(mode, args.data_dir, args.seconds, folder, f"{kind}-{mode}-a", n)
+        second, _ = start_run(mode, args.data_dir, args.seconds + 30, folder, f"{kind}-{mode}-b", n)
         run = finish(first)
         second.kill()
         second.communicate()
         return {"rate": rate_after(run, 0.0), "run": run}
-    first, ready = start_run(mode, args.data_dir, args.alone_seconds + args.seconds, folder, f"{kind}-{mode}-a")
+    first, ready = start_run(mode, args.data_dir, args.alone_seconds + args.seconds, folder, f"{kind}-{mode}-a", n)
     wait_for(ready, first)
     time.sleep(args.alone_seconds)
     arrival = time.time()
@@ -217,12 +226,13 @@ def shared(args: argparse.Namespace) -> None:
     """Another pretraining beside a long run, from its start and arriving mid-run: the first choice kept or
     re-checked while the run trains."""
     names = {"alone": "alone", "start": "competitor from the start", "mid": "competitor mid-run"}
+    names = {kind: names[kind] for kind in args.scenarios.split(",")}
     results: dict[tuple[str, str], dict] = {}
     with tempfile.TemporaryDirectory() as folder:
         for mode in ("fixed", "adaptive"):
             for kind in names:
                 results[kind, mode] = r = shared_scenario(kind, mode, args, Path(folder))
-                alone = results["alone", mode]["rate"]
+                alone = results.get(("alone", mode), r)["rate"]
                 print(
                     f"{names[kind]:26} {mode:8} {r['rate']:7.1f} img/s ({r['rate'] / 256:.2f} steps/s) "
                     f"{r['rate'] / alone:5.2f} of alone   ({r['run']['why']}; changes {r['run']['changes']})",
@@ -238,6 +248,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12, help="startup: timed steps per scenario (batches of 256)")
     parser.add_argument("--seconds", type=float, default=40.0, help="shared: timed seconds of the measured run")
     parser.add_argument("--alone-seconds", type=float, default=10.0, help="shared: alone before the competitor")
+    parser.add_argument("--scenarios", default="alone,start,mid", help="shared: which of alone,start,mid")
+    parser.add_argument(
+        "--first-threads",
+        type=int,
+        default=0,
+        help="shared: start the measured run (and a competitor from the start) with this many threads instead of "
+        "configure_threads' choice, as if the CPUs had been free then (to see the re-check on a busy machine)",
+    )
     args = parser.parse_args()
     if args.part in ("startup", "all"):
         startup(args)
