@@ -26,6 +26,17 @@ from medssl_lab.data.resize import resize_uint8
 from medssl_lab.errors import DataError
 
 
+def _iov_max() -> int:
+    """Buffers one ``preadv`` call takes (1,024 on Linux; POSIX promises at least 16)."""
+    try:
+        return max(16, int(os.sysconf("SC_IOV_MAX")))
+    except (AttributeError, ValueError, OSError):
+        return 16
+
+
+IOV_MAX = _iov_max()
+
+
 def npy_layout(path: Path) -> tuple[tuple[int, ...], int]:
     """(shape, offset of the first byte of data) of a uint8 C-order ``.npy`` file, read from its header."""
     try:
@@ -158,12 +169,18 @@ class ImageStack:
         return out
 
     def _read_run_into(self, part: int, row: int, out: np.ndarray, targets: np.ndarray) -> None:
-        """Neighbouring images of a file part from ``row`` on, one system call, each into its row of ``out``."""
-        buffers = [memoryview(out[t]).cast("B") for t in targets.tolist()]
+        """Neighbouring images of a file part from ``row`` on, each into its row of ``out``: one system call per
+        ``IOV_MAX`` images (1,024 on Linux)."""
         height, width = self._sides[part]
-        length = len(buffers) * height * width
-        if os.preadv(self._handle(part), buffers, self._data_offsets[part] + row * height * width) != length:
-            raise DataError(f"{self.parts[part]}: the shard is shorter than its header says; ingest the store again")
+        fd, offset = self._handle(part), self._data_offsets[part] + row * height * width
+        for start in range(0, len(targets), IOV_MAX):
+            buffers = [memoryview(out[t]).cast("B") for t in targets[start : start + IOV_MAX].tolist()]
+            length = len(buffers) * height * width
+            if os.preadv(fd, buffers, offset) != length:
+                raise DataError(
+                    f"{self.parts[part]}: the shard is shorter than its header says; ingest the store again"
+                )
+            offset += length
 
     def _advise(self, part: int, row: int, count: int) -> None:
         """Tell the kernel which bytes come next (Linux): it reads them in parallel, ahead of the reads below."""

@@ -81,3 +81,13 @@ def test_a_mapped_position_column_stays_mapped_and_names_the_same_images(
     assert isinstance(both, ImageStack) and np.array_equal(both[np.array([0, 50])], images[order[[0, 0]]])
     again = pickle.loads(pickle.dumps(mapped.select(np.array([4, 5]))))
     assert np.array_equal(again[np.arange(2)], images[order[[4, 5]]])
+
+
+def test_a_run_longer_than_one_system_call_takes_is_read_whole(tmp_path: Path) -> None:
+    images = np.random.default_rng(2).integers(0, 256, (2500, 4, 4), dtype=np.uint8)  # a run of 2,500 > IOV_MAX
+    np.save(tmp_path / "000000.npy", images)
+    stack = ImageStack([tmp_path / "000000.npy"], 4)
+    assert np.array_equal(np.asarray(stack), images)
+    out = np.zeros((2500, 4, 4), np.uint8)
+    stack.read_into(out, np.arange(2500)[::-1], np.arange(2500))  # into the rows of a buffer, in reverse
+    assert np.array_equal(out, images[::-1])
