@@ -27,7 +27,8 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Keep each test session's caches (decoded MedNIST, downloads) out of the user's home.
+    """Keep each test session's caches (decoded MedNIST, downloads) out of the user's home, and torch's thread count
+    fixed while a run trains.
 
     Session-wide, so that module-wide fixtures (loaded data sets) use it too; a pytest started by a test (nbval)
     shares it through $MEDSSL_TEST_CACHE.
@@ -36,6 +37,8 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ["MEDSSL_TEST_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", os.environ["MEDSSL_TEST_CACHE"])
+        # results depend on torch's thread count: tests (and the notebooks nbval runs twice) keep the first one
+        patch.setenv("MEDSSL_ADAPT_THREADS", "0")
         yield
 
 

@@ -167,6 +167,7 @@ def test_configure_threads_hands_the_count_to_the_process_governor(
     monkeypatch.setattr(threads, "_GOVERNOR", None)
     monkeypatch.setattr(threads, "_CHOSEN", None)
     monkeypatch.setenv(THREADS_ENV, "1")
+    monkeypatch.delenv(threads.ADAPT_ENV, raising=False)  # the test session keeps its threads; this test may not
     try:
         governor = threads.thread_governor()
         assert threads.thread_governor() is governor  # one per process

@@ -44,6 +44,7 @@ from medssl_lab.models import BACKBONES, Classifier, SwAVModel, make_backbone
 from medssl_lab.pretrain import Pretrained, load_pretrained, make_objective
 from medssl_lab.profiles import DOWNSTREAM, profile_settings
 from medssl_lab.tblog import RunLog, run_log
+from medssl_lab.threads import adapt_threads
 from medssl_lab.training import BatchReader, OptimizerStep, autocast, autocast_dtype, check_finite, endless_batches
 
 
@@ -504,6 +505,7 @@ def _fit(
     since_best = 0
     for step in steps:
         losses.append(run.train_step(step))
+        adapt_threads()  # other work started or stopped beside the run: the thread count follows
         events.scalars({name: losses[-1][name] for name in terms}, step, prefix="train/")
         if cfg.is_eval_step(step):
             auc = run.score(val)["auc"]

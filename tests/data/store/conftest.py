@@ -17,14 +17,6 @@ from pydicom.data import get_testdata_file
 
 from medssl_lab.data.dicom_writer import write_dicom
 
-
-@pytest.fixture(autouse=True)
-def _fixed_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Runs on a store are compared bit for bit with runs from memory, and results depend on torch's thread count:
-    the count stays as the test set it (no re-check of the busy CPUs while a run trains)."""
-    monkeypatch.setenv("MEDSSL_ADAPT_THREADS", "0")
-
-
 PATIENT_NAME, PATIENT_ID, ACCESSION = "Doe^Jane", "PID-0042-SECRET", "ACC-77-SECRET"
 #: real files from pydicom's test data: where they go in the archive
 REAL = {
