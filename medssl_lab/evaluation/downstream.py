@@ -338,8 +338,7 @@ def make_optimizer(arm: Arm, model: Classifier, ssl_model: SwAVModel | None, cfg
     decay = cfg.layer_decay if arm.pretrained else 1.0
     groups: list[dict[str, Any]] = [{"params": head, "lr": arm.head_lr(cfg)}]
     groups += [
-        {"params": stage, "lr": arm.backbone_lr(cfg) * decay ** (len(stages) - i)}
-        for i, stage in enumerate(stages)
+        {"params": stage, "lr": arm.backbone_lr(cfg) * decay ** (len(stages) - i)} for i, stage in enumerate(stages)
     ]
     if ssl_model is not None:
         shared = {id(p) for p in head} | {id(p) for stage in stages for p in stage}
