@@ -2,15 +2,19 @@
 
 Usage:
     python benchmarks/leave_one_out.py --data-dir DIR --runs RUNS --with-pool CHECKPOINT
-        [--leave-out X-ray] [--task pneumoniamnist] [--sizes 5 10 25] [--seeds 0 1 2 3 4] [--tables-only]
+        [--leave-out X-ray] [--task pneumoniamnist] [--sizes 5 10 25] [--seeds 0 1 2 3 4] [--pretrain-only]
 
 1. Pretrain with the cpu recipe on the default pool (MedNIST and PneumoniaMNIST's train split) without the
    ``--leave-out`` modality, for the same number of steps as the encoder ``--with-pool`` (the same recipe on the whole
-   pool, e.g. a reproduction's ``pretrain/checkpoint.pt``), into ``RUNS/pretrain_without_<modality>/`` (resumable).
+   pool, e.g. the shipped encoder or a reproduction's ``pretrain/checkpoint.pt``), into
+   ``RUNS/pretrain_without_<modality>/`` (resumable); and once more with the stronger intensity augmentation of
+   :data:`TRAVEL_AUGMENT` (grey levels, contrast and windows the remaining modalities do not show), into
+   ``RUNS/pretrain_without_<modality>_intensity/``.
 2. On the task (default PneumoniaMNIST: chest X-rays, so leaving out X-ray leaves the pool without a single one),
-   run the labels-per-class protocol (``run_label_efficiency``): scratch once, and the linear probe and fine-tuning
-   from each encoder, fine-tuning both with the few-label recipe and plain. Every run is a JSON file in ``RUNS``
-   (an interrupted run continues).
+   run the labels-per-class protocol (``run_label_efficiency``): scratch once; the linear probe and fine-tuning from
+   each encoder with the few-label recipe; plain fine-tuning from the encoder without (what the recipe adds to what
+   travels). Every run is a JSON file in ``RUNS`` (an interrupted run continues); the runs only this experiment has
+   come first, the ones it shares with the labels-per-class protocol (scratch, the whole pool) last.
 3. Write ``benchmarks/results/leave_one_out.csv`` (one row per run; ``encoder`` says which) and ``.md``.
 Run with one torch thread per process (``OMP_NUM_THREADS=1``) on a shared machine.
 """
@@ -37,41 +41,75 @@ from medssl_lab.reproduce import downstream_data
 RESULTS = Path(__file__).parent / "results"
 
 
-def pretrain_without(args: argparse.Namespace) -> Path:
-    """The encoder pretrained without ``args.leave_out``, for as many steps as the one with it."""
+#: Augmentation overrides of the variant meant to travel: every view's intensities changed, over wider ranges of
+#: scale, shift and gamma, and intensity windows twice as often, so the encoder meets grey-level statistics beyond
+#: those of the modalities it keeps (CT and MR slices have dark backgrounds; chest X-rays are mid-grey with bright
+#: bone).
+TRAVEL_AUGMENT: dict[str, Any] = dict(
+    intensity_p=1.0, intensity_scale=(0.5, 1.5), intensity_shift=(-0.3, 0.3), gamma=(0.4, 2.5), window_p=0.6
+)
+
+
+#: the (encoder, recipe) pairs, in the order they run
+VARIANTS = ("without", "without-plain", "without-intensity", "scratch", "with")
+
+
+def pretrain_without(args: argparse.Namespace, augment: dict[str, Any] | None = None) -> Path:
+    """The encoder pretrained without ``args.leave_out``, for as many steps as the one with it (and ``augment``
+    on top of its augmentation, if given)."""
     with_pool = load_checkpoint(args.with_pool)
     config = PretrainConfig(**with_pool["config"])
     pool = leave_out(build_pool(DEFAULT_SOURCES, size=config.image_size, data_dir=args.data_dir), args.leave_out)
     steps = with_pool["step"]
     epochs = -(-steps // (len(pool) // config.batch_size))  # enough epochs for the same steps; max_steps stops there
-    out = Path(args.runs) / f"pretrain_without_{args.leave_out}"
-    pretrain(replace(config, epochs=epochs, max_steps=steps, device="cpu"), pool, out, progress=False)
+    out = Path(args.runs) / f"pretrain_without_{args.leave_out}{'_intensity' if augment else ''}"
+    augment = {**config.augment, **(augment or {})}
+    config = replace(config, epochs=epochs, max_steps=steps, device="cpu", augment=augment)
+    pretrain(config, pool, out, progress=False)
     return out
 
 
-def run_arms(args: argparse.Namespace, without: Path) -> list[dict[str, Any]]:
-    """Scratch once; linear and fine-tuning from the encoders with and without the modality, and plain fine-tuning
-    from the one without (what the recipe adds to what travels)."""
+def run_arms(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Linear and fine-tuning (recipe) from the encoders without the modality, plain fine-tuning from the first of
+    them; then what the labels-per-class protocol shares: scratch, and the encoder with the modality."""
     train, val, test = downstream_data(args.task, args.data_dir)
     splits = (train, limit_split(val, VAL_LIMIT["cpu"]), test)
     base = replace(TrainConfig.for_profile("cpu", device="cpu"), **FEW_LABEL_RECIPE)
     plain = replace(base, head_warmup_steps=0, layer_decay=1.0)
     common = dict(sizes=args.sizes, seeds=(args.seeds, args.seeds), progress=True)
-    encoders = {"with": load_pretrained(args.with_pool, "cpu"), "without": load_pretrained(without, "cpu")}
-    runs = Path(args.runs)
-    records = [
-        dict(r, encoder="none", recipe="-")
-        for r in run_label_efficiency(
-            args.task, splits, encoders["with"], base, runs / "scratch", arms=("scratch",), **common
-        )
+    out, both = args.leave_out, ("linear", "finetune")
+    variants = [
+        (f"without {out}", "recipe", lambda: pretrain_without(args), base, both),
+        (f"without {out}", "plain", lambda: pretrain_without(args), plain, ("finetune",)),
+        (f"without {out}, intensity", "recipe", lambda: pretrain_without(args, TRAVEL_AUGMENT), base, both),
+        ("none", "-", lambda: args.with_pool, base, ("scratch",)),
+        (f"with {out}", "recipe", lambda: args.with_pool, base, both),
     ]
-    variants = [("with", "recipe", base, ("linear", "finetune")), ("without", "recipe", base, ("linear", "finetune"))]
-    variants += [("without", "plain", plain, ("finetune",))]  # does the recipe help the features travel?
-    for name, recipe, config, arms in variants:
-        folder = runs / f"{name}_{args.leave_out}_{recipe}"
-        done = run_label_efficiency(args.task, splits, encoders[name], config, folder, arms=arms, **common)
-        records += [dict(r, encoder=f"{name} {args.leave_out}", recipe=recipe) for r in done]
+    records = []
+    for key, (encoder, recipe, checkpoint, config, arms) in zip(VARIANTS, variants):
+        if args.variants and key not in args.variants:
+            continue
+        name = "scratch" if encoder == "none" else f"{encoder} {recipe}".replace(",", "")
+        folder = Path(args.runs) / name.replace(" ", "_")
+        pretrained = load_pretrained(checkpoint(), "cpu")
+        done = run_label_efficiency(args.task, splits, pretrained, config, folder, arms=arms, **common)
+        records += [dict(r, encoder=encoder, recipe=recipe) for r in done]
     return records
+
+
+def committed_rows(skip: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The rows of ``leave_one_out.csv`` whose (encoder, recipe) this run does not repeat, typed as runs are."""
+    path = RESULTS / "leave_one_out.csv"
+    rows = list(csv.DictReader(path.open())) if path.exists() else []
+    typed = [
+        dict(
+            r,
+            **{k: int(r[k]) for k in ("seed", "n_train", "steps", "best_step")},
+            **{k: float(r[k]) for k in ("test_auc", "test_acc", "best_val_auc", "seconds")},
+        )
+        for r in rows
+    ]
+    return [r for r in typed if (r["encoder"], r["recipe"]) not in skip]
 
 
 def write_tables(records: list[dict[str, Any]], args: argparse.Namespace) -> None:
@@ -114,11 +152,20 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5, 10, 25])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--pretrain-only", action="store_true", help="stop after the pretraining")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=VARIANTS,
+        help="run only these; the other rows of leave_one_out.csv are kept as they are",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    without = pretrain_without(args)
-    if not args.pretrain_only:
-        records = run_arms(args, without)
+    if args.pretrain_only:
+        pretrain_without(args)
+        pretrain_without(args, TRAVEL_AUGMENT)
+    else:
+        records = run_arms(args)
+        records += committed_rows({(r["encoder"], r["recipe"]) for r in records}) if args.variants else []
         write_tables(records, args)
         print((RESULTS / "leave_one_out.md").read_text())
 

@@ -365,7 +365,9 @@ def write_reports(out_dir: str | os.PathLike, meta: dict | None = None) -> Path:
         writer.writeheader()
         writer.writerows(robust)
     (out / "summary.md").write_text(
-        summary_markdown(records, robust, meta or {}) + label_efficiency_markdown(per_class)
+        summary_markdown(records, robust, meta or {})
+        + label_efficiency_markdown(per_class)
+        + label_efficiency_markdown(per_class, metric="test_acc")
     )
     figures = [
         ("label_efficiency.png", plot_label_efficiency(records)),

@@ -167,8 +167,10 @@ def sorted_records(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(records, key=_sort_key)
 
 
-def gains(records: Sequence[dict[str, Any]], arm: str = "finetune", baseline: str = "scratch") -> list[dict[str, Any]]:
-    """``arm`` minus ``baseline`` test AUC per (task, size): the mean over seeds of the paired differences (the same
+def gains(
+    records: Sequence[dict[str, Any]], arm: str = "finetune", baseline: str = "scratch", metric: str = "test_auc"
+) -> list[dict[str, Any]]:
+    """``arm`` minus ``baseline`` ``metric`` per (task, size): the mean over seeds of the paired differences (the same
     labelled images), their std, the worst seed, and how many seeds were paired."""
     rows = []
     keys = dict.fromkeys((r["task"], r["labels_per_class"]) for r in sorted_records(records))

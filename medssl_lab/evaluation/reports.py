@@ -146,17 +146,18 @@ def drops_against(
     return verdicts
 
 
-def label_efficiency_markdown(records: list[dict[str, Any]]) -> str:
-    """The labels-per-class table: test AUC per arm (mean ± std over seeds), and fine-tuning's and the hybrid arm's
-    paired gain over scratch (mean ± std over seeds, worst seed). Empty without records."""
+def label_efficiency_markdown(records: list[dict[str, Any]], metric: str = "test_auc") -> str:
+    """The labels-per-class table of ``metric`` ("test_auc" or "test_acc") per arm (mean ± std over seeds), and
+    fine-tuning's and the hybrid arm's paired gain over scratch (mean ± std over seeds, worst seed). Empty without
+    records."""
     if not records:
         return ""
     arms = [a for a in ARMS if any(r["arm"] == a for r in records)]
     compared = [a for a in ("finetune", "hybrid") if a in arms and "scratch" in arms]
-    paired = {a: {(g["task"], g["labels_per_class"]): g for g in gains(records, a)} for a in compared}
+    paired = {a: {(g["task"], g["labels_per_class"]): g for g in gains(records, a, metric=metric)} for a in compared}
     lines = [
         "",
-        "### Label efficiency in labels per class: test AUC, mean ± std over seeds",
+        f"### Label efficiency in labels per class: test {metric.removeprefix('test_').upper()}, mean ± std over seeds",
         "",
         "| task | labels per class | seeds | "
         + " | ".join(arms)
@@ -169,7 +170,7 @@ def label_efficiency_markdown(records: list[dict[str, Any]]) -> str:
             a: [r for r in records if (r["task"], r["labels_per_class"], r["arm"]) == (task, size, a)] for a in arms
         }
         seeds = len({r["seed"] for a in arms for r in runs[a]})
-        cells = [mean_std([r["test_auc"] for r in runs[a]]) for a in arms]
+        cells = [mean_std([r[metric] for r in runs[a]]) for a in arms]
         for a in compared:
             g = paired[a].get((task, size))
             cells.append(f"{g['gain']:+.3f} ± {g['std']:.3f} (worst {g['worst']:+.3f})" if g else "n/a")

@@ -55,7 +55,7 @@ def test_every_arm_of_a_draw_gets_the_same_images_and_runs_resume_from_their_fil
 
 def test_gains_pair_the_arms_seed_by_seed_and_the_table_shows_them() -> None:
     rows = [
-        dict(task="t", labels_per_class=size, arm=arm, seed=seed, test_auc=auc)
+        dict(task="t", labels_per_class=size, arm=arm, seed=seed, test_auc=auc, test_acc=auc - 0.1)
         for size, arm, seed, auc in [
             ("all", "scratch", 0, 0.9),
             ("all", "finetune", 0, 0.9),
@@ -72,4 +72,7 @@ def test_gains_pair_the_arms_seed_by_seed_and_the_table_shows_them() -> None:
     assert gains[0]["std"] == pytest.approx(0.03) and gains[0]["seeds"] == 2
     table = label_efficiency_markdown(rows)
     assert "| t | 10 | 3 | 0.750 ± 0.050 | 0.877 ± 0.082 | +0.070 ± 0.030 (worst +0.040) |" in table
+    assert le.gains(rows, metric="test_acc")[0]["gain"] == pytest.approx(0.07)
+    accuracy = label_efficiency_markdown(rows, metric="test_acc")
+    assert "test ACC" in accuracy and "| t | 10 | 3 | 0.650 ± 0.050 | 0.777 ± 0.082 |" in accuracy
     assert label_efficiency_markdown([]) == ""
