@@ -369,13 +369,16 @@ def write_reports(out_dir: str | os.PathLike, meta: dict | None = None) -> Path:
         + label_efficiency_markdown(per_class)
         + label_efficiency_markdown(per_class, metric="test_acc")
     )
-    figures = [
-        ("label_efficiency.png", plot_label_efficiency(records)),
-        ("convergence.png", plot_convergence(records)),
-        ("robustness.png", plot_robustness(robust)),
+    figures = [  # only of what has runs: a folder may hold labels-per-class runs alone (``tasks={}``)
+        ("label_efficiency.png", plot_label_efficiency, records),
+        ("convergence.png", plot_convergence, records),
+        ("robustness.png", plot_robustness, robust),
+        ("labels_per_class.png", plot_labels_per_class, per_class),
     ]
-    figures += [("labels_per_class.png", plot_labels_per_class(per_class))] if per_class else []
-    for name, fig in figures:
+    for name, plot, rows in figures:
+        if not rows:
+            continue
+        fig = plot(rows)
         fig.savefig(out / name, dpi=110, bbox_inches="tight")
         plt.close(fig)
     return out / "summary.md"

@@ -13,7 +13,7 @@ from medssl_lab.cli import main
 from medssl_lab.errors import TrainingError
 from medssl_lab.evaluation.reports import summary_markdown
 from medssl_lab.profiles import DOWNSTREAM, VAL_LIMIT
-from medssl_lab.reproduce import ReproduceConfig, load_records, run_protocol, run_settings
+from medssl_lab.reproduce import ReproduceConfig, load_records, run_protocol, run_settings, write_reports
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +115,17 @@ def test_convergence_figures_from_curves(tmp_path: Path) -> None:
     assert records["linear"]["steps_to_target"] is None and records["linear"]["step_reduction_pct"] is None
     text = summary_markdown(list(records.values()), [], {"profile": "test"})
     assert "| t | 0.1 | 40 (+0 %), 1/1 reached | 0/1 reached | 10 (+75 %), 1/1 reached |" in text
+
+
+def test_a_folder_of_labels_per_class_runs_only_gets_its_table_and_figure(tmp_path: Path) -> None:
+    (tmp_path / "per_class").mkdir()
+    for arm, seed, auc in [("scratch", 0, 0.8), ("finetune", 0, 0.9), ("scratch", 1, 0.7), ("finetune", 1, 0.9)]:
+        record = dict(task="t", labels_per_class="10", arm=arm, seed=seed, test_auc=auc, test_acc=auc - 0.1)
+        (tmp_path / "per_class" / f"{arm}{seed}.json").write_text(json.dumps(record))
+    summary = write_reports(tmp_path).read_text()
+    assert "| t | 10 | 2 | 0.750 ± 0.050 | 0.900 ± 0.000 | +0.150 ± 0.050 (worst +0.100) |" in summary
+    assert "test ACC" in summary and (tmp_path / "labels_per_class.png").exists()
+    assert not (tmp_path / "convergence.png").exists()
 
 
 @pytest.mark.parametrize(
