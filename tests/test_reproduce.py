@@ -124,6 +124,7 @@ def test_a_folder_of_labels_per_class_runs_only_gets_its_table_and_figure(tmp_pa
         (tmp_path / "per_class" / f"{arm}{seed}.json").write_text(json.dumps(record))
     summary = write_reports(tmp_path).read_text()
     assert "| t | 10 | 2 | 0.750 ± 0.050 | 0.900 ± 0.000 | +0.150 ± 0.050 (worst +0.100) |" in summary
+    assert "| t | 10 | 2 | 0.650 ± 0.050 | 0.800 ± 0.000 | +0.150 ± 0.050 (worst +0.100) |" in summary
     assert "test ACC" in summary and (tmp_path / "labels_per_class.png").exists()
     assert not (tmp_path / "convergence.png").exists()
 

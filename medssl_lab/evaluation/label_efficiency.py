@@ -177,7 +177,7 @@ def gains(
     for task, size in keys:
         by_seed = {
             name: {
-                r["seed"]: r["test_auc"]
+                r["seed"]: r[metric]
                 for r in records
                 if (r["task"], r["labels_per_class"], r["arm"]) == (task, size, name)
             }
