@@ -1,21 +1,24 @@
-"""Transfer to what the pool never held: pretrain without one modality, fine-tune with few labels on it.
+"""Transfer to what the pool never held: pretrain without some images, fine-tune with few labels on them.
 
 Usage:
     python benchmarks/leave_one_out.py --data-dir DIR --runs RUNS --with-pool CHECKPOINT
-        [--leave-out X-ray] [--task pneumoniamnist] [--sizes 5 10 25] [--seeds 0 1 2 3 4] [--pretrain-only]
+        [--leave-out X-ray ...] [--task pneumoniamnist] [--sizes 5 10 25] [--seeds 0 1 2 3 4] [--pretrain-only]
 
 1. Pretrain with the cpu recipe on the default pool (MedNIST and PneumoniaMNIST's train split) without the
-   ``--leave-out`` modality, for the same number of steps as the encoder ``--with-pool`` (the same recipe on the whole
-   pool, e.g. the shipped encoder or a reproduction's ``pretrain/checkpoint.pt``), into
-   ``RUNS/pretrain_without_<modality>/`` (resumable); and once more with the stronger intensity augmentation of
+   ``--leave-out`` images (modalities, sources or class tags, as ``leave_out`` takes them: ``X-ray``, or
+   ``mednist/CXR pneumoniamnist`` for the chest X-rays alone, keeping the hand X-rays), for the same number of
+   steps as the encoder ``--with-pool`` (the same recipe on the whole pool, e.g. the shipped encoder or a
+   reproduction's ``pretrain/checkpoint.pt``), into
+   ``RUNS/pretrain_without_<names>/`` (resumable); and once more with the stronger intensity augmentation of
    :data:`TRAVEL_AUGMENT` (grey levels, contrast and windows the remaining modalities do not show), into
-   ``RUNS/pretrain_without_<modality>_intensity/``.
+   ``RUNS/pretrain_without_<names>_intensity/``.
 2. On the task (default PneumoniaMNIST: chest X-rays, so leaving out X-ray leaves the pool without a single one),
    run the labels-per-class protocol (``run_label_efficiency``): scratch once; the linear probe and fine-tuning from
    each encoder with the few-label recipe; plain fine-tuning from the encoder without (what the recipe adds to what
    travels). Every run is a JSON file in ``RUNS`` (an interrupted run continues); the runs only this experiment has
    come first, the ones it shares with the labels-per-class protocol (scratch, the whole pool) last.
-3. Write ``benchmarks/results/leave_one_out.csv`` (one row per run; ``encoder`` says which) and ``.md``.
+3. Write ``benchmarks/results/leave_one_out.csv`` (one row per run; ``encoder`` says which) and ``.md``; with
+   ``--variants`` the rows of the other variants and of other ``--leave-out`` runs are kept.
 Run with one torch thread per process (``OMP_NUM_THREADS=1``) on a shared machine.
 """
 
@@ -50,6 +53,9 @@ TRAVEL_AUGMENT: dict[str, Any] = dict(
 )
 
 
+#: the encoder pretrained on every image, the reference of every table
+WHOLE_POOL = "whole pool"
+
 #: the (encoder, recipe) pairs, in the order they run
 VARIANTS = ("without", "without-plain", "without-intensity", "scratch", "with")
 
@@ -59,10 +65,11 @@ def pretrain_without(args: argparse.Namespace, augment: dict[str, Any] | None = 
     on top of its augmentation, if given)."""
     with_pool = load_checkpoint(args.with_pool)
     config = PretrainConfig(**with_pool["config"])
-    pool = leave_out(build_pool(DEFAULT_SOURCES, size=config.image_size, data_dir=args.data_dir), args.leave_out)
+    pool = leave_out(build_pool(DEFAULT_SOURCES, size=config.image_size, data_dir=args.data_dir), *args.leave_out)
     steps = with_pool["step"]
     epochs = -(-steps // (len(pool) // config.batch_size))  # enough epochs for the same steps; max_steps stops there
-    out = Path(args.runs) / f"pretrain_without_{args.leave_out}{'_intensity' if augment else ''}"
+    names = "+".join(args.leave_out).replace("/", "-")
+    out = Path(args.runs) / f"pretrain_without_{names}{'_intensity' if augment else ''}"
     augment = {**config.augment, **(augment or {})}
     config = replace(config, epochs=epochs, max_steps=steps, device="cpu", augment=augment)
     pretrain(config, pool, out, progress=False)
@@ -77,20 +84,20 @@ def run_arms(args: argparse.Namespace) -> list[dict[str, Any]]:
     base = replace(TrainConfig.for_profile("cpu", device="cpu"), **FEW_LABEL_RECIPE)
     plain = replace(base, head_warmup_steps=0, layer_decay=1.0)
     common = dict(sizes=args.sizes, seeds=(args.seeds, args.seeds), progress=True)
-    out, both = args.leave_out, ("linear", "finetune")
+    out, both = " ".join(args.leave_out), ("linear", "finetune")
     variants = [
         (f"without {out}", "recipe", lambda: pretrain_without(args), base, both),
         (f"without {out}", "plain", lambda: pretrain_without(args), plain, ("finetune",)),
         (f"without {out}, intensity", "recipe", lambda: pretrain_without(args, TRAVEL_AUGMENT), base, both),
         ("none", "-", lambda: args.with_pool, base, ("scratch",)),
-        (f"with {out}", "recipe", lambda: args.with_pool, base, both),
+        (WHOLE_POOL, "recipe", lambda: args.with_pool, base, both),
     ]
     records = []
     for key, (encoder, recipe, checkpoint, config, arms) in zip(VARIANTS, variants):
         if args.variants and key not in args.variants:
             continue
         name = "scratch" if encoder == "none" else f"{encoder} {recipe}".replace(",", "")
-        folder = Path(args.runs) / name.replace(" ", "_")
+        folder = Path(args.runs) / name.replace(" ", "_").replace("/", "-")
         pretrained = load_pretrained(checkpoint(), "cpu")
         done = run_label_efficiency(args.task, splits, pretrained, config, folder, arms=arms, **common)
         records += [dict(r, encoder=encoder, recipe=recipe) for r in done]
@@ -119,25 +126,27 @@ def write_tables(records: list[dict[str, Any]], args: argparse.Namespace) -> Non
         writer.writeheader()
         writer.writerows(sorted(records, key=lambda r: (r["encoder"], r["recipe"])))
     scratch = [r for r in records if r["arm"] == "scratch"]
-    sections = []
-    for encoder in sorted({r["encoder"] for r in records} - {"none"}):
-        for recipe in sorted({r["recipe"] for r in records if r["encoder"] == encoder}, reverse=True):
-            mine = [r for r in records if (r["encoder"], r["recipe"]) == (encoder, recipe)]
-            named = [dict(r, task=f"{args.task}, pool {encoder}, {recipe}") for r in scratch + mine]
-            sections.append(label_efficiency_markdown(sorted_records(named)))
-    command = (
-        f"python benchmarks/leave_one_out.py --data-dir DATA --runs RUNS --with-pool CHECKPOINT "
-        f"--leave-out {args.leave_out} --task {args.task} --sizes {' '.join(map(str, args.sizes))} "
-        f"--seeds {' '.join(map(str, args.seeds))}"
-    )
+    named = []
+    for encoder, recipe in sorted({(r["encoder"], r["recipe"]) for r in records} - {("none", "-")}):
+        mine = [r for r in records if (r["encoder"], r["recipe"]) == (encoder, recipe)]
+        named += [dict(r, task=f"{args.task}, {encoder}, {recipe}") for r in scratch + mine]
+    encoders = {r["encoder"] for r in records} - {"none", WHOLE_POOL}
+    left_out = sorted({e.removeprefix("without ").removesuffix(", intensity") for e in encoders})
+    commands = [
+        f"- `python benchmarks/leave_one_out.py --data-dir DATA --runs RUNS --with-pool CHECKPOINT --leave-out {names} "
+        f"--task {args.task} --sizes {' '.join(map(str, args.sizes))} --seeds {' '.join(map(str, args.seeds))}`"
+        for names in left_out
+    ]
     text = [
-        f"# Leave one modality out: {args.leave_out}",
+        "# Leave images out of the pool",
         "",
-        f"`{command}` (OMP_NUM_THREADS=1). The encoder *with* is the cpu recipe pretrained on the whole pool; "
-        f"*without* the same recipe, the same number of steps, on the pool without {args.leave_out}. "
-        f"Fine-tuning with the few-label recipe ({FEW_LABEL_RECIPE}) and plain; scratch is the same runs in "
-        "every table. Test AUC, mean ± std over seeds; the gains are paired by seed.",
-        *sections,
+        *commands,
+        "",
+        f"OMP_NUM_THREADS=1. The encoder of the *{WHOLE_POOL}* is the cpu recipe pretrained on all of it; *without* "
+        "the same recipe, the same number of steps, on the pool without the images named (a modality, a source or "
+        f"a class tag). Fine-tuning with the few-label recipe ({FEW_LABEL_RECIPE}) and plain; scratch is the same "
+        "runs in every row. Test AUC, mean ± std over seeds; the gains are paired by seed.",
+        label_efficiency_markdown(sorted_records(named)),
     ]
     (RESULTS / "leave_one_out.md").write_text("\n".join(text) + "\n")
 
@@ -147,7 +156,7 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--runs", required=True, help="folder of the pretraining and the runs (resumable)")
     parser.add_argument("--with-pool", required=True, help="checkpoint pretrained on the whole pool")
-    parser.add_argument("--leave-out", default="X-ray")
+    parser.add_argument("--leave-out", nargs="+", default=["X-ray"], help="modalities, sources or class tags")
     parser.add_argument("--task", default="pneumoniamnist")
     parser.add_argument("--sizes", type=int, nargs="+", default=[5, 10, 25])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])

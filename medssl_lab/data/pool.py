@@ -91,14 +91,24 @@ def build_pool(
     )
 
 
-def leave_out(pool: ImageSet, modality: str) -> ImageSet:
-    """``pool`` without its images of ``modality``: the pool of a transfer experiment on images it never held.
+def leave_out(pool: ImageSet, *names: str) -> ImageSet:
+    """``pool`` without the images ``names`` match: the pool of a transfer experiment on images it never held.
+
+    Each name is a modality (``"X-ray"``), a source (``"pneumoniamnist"``) or a class tag of the pool
+    (``"mednist/CXR"``), so a whole modality or one family of images (chest X-rays, keeping hand X-rays) can go.
 
     Raises:
-        ValueError: the pool holds no such image, or nothing else.
+        ValueError: a name matches no image, or nothing would be left.
     """
-    keep = np.asarray(pool.modality) != modality
-    if keep.all() or not keep.any():
-        held = sorted(set(np.asarray(pool.modality).tolist()))
-        raise ValueError(f"cannot leave out {modality!r}: the pool's modalities are {held}; name one of them, not all")
-    return pool.subset(np.flatnonzero(keep))
+    tags = np.asarray(pool.class_names, dtype=object)[pool.labels[:, 0]]
+    held = {"modality": np.asarray(pool.modality), "source": np.asarray(pool.source), "class": tags}
+    drop = np.zeros(len(pool), dtype=bool)
+    for name in names:
+        match = np.logical_or.reduce([column == name for column in held.values()])
+        if not match.any():
+            choices = {key: sorted(set(column.tolist())) for key, column in held.items()}
+            raise ValueError(f"cannot leave out {name!r}: no image of the pool has it; the pool holds {choices}")
+        drop |= match
+    if not names or drop.all():
+        raise ValueError(f"cannot leave out {list(names)}: name what to leave out, and not the whole pool")
+    return pool.subset(np.flatnonzero(~drop))

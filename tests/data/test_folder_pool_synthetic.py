@@ -103,3 +103,8 @@ def test_pool_with_imageset_sources() -> None:
     for missing in ("X-ray", "CT"):
         with pytest.raises(ValueError, match="cannot leave out"):
             leave_out(without, missing)  # not in the pool; the pool's only modality
+    family = pool.class_names[int(pool.labels[0, 0])]  # a class tag "<source>/<class>"
+    without_family = leave_out(pool, family, "ph_b")
+    kept = np.asarray(pool.class_names, dtype=object)[without_family.labels[:, 0]]
+    assert family not in set(kept) and set(without_family.source) == {"ph_a"}
+    assert 0 < len(without_family) < 30
