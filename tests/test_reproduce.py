@@ -127,6 +127,7 @@ def test_a_folder_of_labels_per_class_runs_only_gets_its_table_and_figure(tmp_pa
     assert "| t | 10 | 2 | 0.650 ± 0.050 | 0.800 ± 0.000 | +0.150 ± 0.050 (worst +0.100) |" in summary
     assert "test ACC" in summary and (tmp_path / "labels_per_class.png").exists()
     assert not (tmp_path / "convergence.png").exists()
+    assert "### Test AUC" not in summary, "no empty tables of label fractions"
 
 
 @pytest.mark.parametrize(

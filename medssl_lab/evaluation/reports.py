@@ -70,14 +70,15 @@ def summary_markdown(records: list[dict], robust: list[dict], meta: dict) -> str
         f"Profile `{meta.get('profile', '?')}`; seeds {seeds}; mean ± std over seeds."
         + (f" Pretrained on {meta['data']}; medssl-lab {meta['package']}." if "data" in meta else "")
     ]
-    lines += _arm_table("Test AUC", records, arms, lambda runs: mean_std([r["test_auc"] for r in runs]))
-    lines += _arm_table("Test ACC", records, arms, lambda runs: mean_std([r["test_acc"] for r in runs]))
-    lines += _arm_table(
-        "Convergence: steps to 95 % of scratch's best validation AUC (reduction vs scratch, %)",
-        records,
-        arms,
-        _convergence_cell,
-    )
+    if records:  # a folder of labels-per-class runs alone has no fraction tables to show
+        lines += _arm_table("Test AUC", records, arms, lambda runs: mean_std([r["test_auc"] for r in runs]))
+        lines += _arm_table("Test ACC", records, arms, lambda runs: mean_std([r["test_acc"] for r in runs]))
+        lines += _arm_table(
+            "Convergence: steps to 95 % of scratch's best validation AUC (reduction vs scratch, %)",
+            records,
+            arms,
+            _convergence_cell,
+        )
     if robust:
         lines += _robustness_table(robust, arms)
     if "pretrain_seconds" in meta:
