@@ -12,11 +12,13 @@ Usage:
    ``RUNS/pretrain_without_<names>/`` (resumable); and once more with the stronger intensity augmentation of
    :data:`TRAVEL_AUGMENT` (grey levels, contrast and windows the remaining modalities do not show), into
    ``RUNS/pretrain_without_<names>_intensity/``.
-2. On the task (default PneumoniaMNIST: chest X-rays, so leaving out X-ray leaves the pool without a single one),
-   run the labels-per-class protocol (``run_label_efficiency``): scratch once; the linear probe and fine-tuning from
-   each encoder with the few-label recipe; plain fine-tuning from the encoder without (what the recipe adds to what
-   travels). Every run is a JSON file in ``RUNS`` (an interrupted run continues); the runs only this experiment has
-   come first, the ones it shares with the labels-per-class protocol (scratch, the whole pool) last.
+2. On the task (default PneumoniaMNIST: chest X-rays, so leaving out X-ray leaves the pool without a single one), run
+   the labels-per-class protocol (``run_label_efficiency``): scratch once; the linear probe and fine-tuning from each
+   encoder with the few-label recipe; plain fine-tuning from the encoder without (what the recipe adds to what
+   travels), and the hybrid arm with the task's training images, labels unused, as its unlabelled side (what the
+   left-out images teach when they come unlabelled with the task). Every run is a JSON file in ``RUNS`` (an
+   interrupted run continues); the runs only this experiment has come first, the ones it shares with the
+   labels-per-class protocol (scratch, the whole pool) last.
 3. Write ``benchmarks/results/leave_one_out.csv`` (one row per run; ``encoder`` says which) and ``.md``; with
    ``--variants`` the rows of the other variants and of other ``--leave-out`` runs are kept.
 Run with one torch thread per process (``OMP_NUM_THREADS=1``) on a shared machine.
@@ -57,7 +59,12 @@ TRAVEL_AUGMENT: dict[str, Any] = dict(
 WHOLE_POOL = "whole pool"
 
 #: the (encoder, recipe) pairs, in the order they run
-VARIANTS = ("without", "without-plain", "without-intensity", "scratch", "with")
+VARIANTS = ("without", "without-plain", "without-hybrid", "without-intensity", "scratch", "with")
+
+#: the hybrid arm with the task's own training images, labels unused, as its unlabelled side: a researcher with a
+#: new modality has few labels but many unlabelled images of it, and the pretraining objective can learn from them
+#: while the classifier learns from the few labels
+HYBRID_ON_TASK = "hybrid on task images"
 
 
 def pretrain_without(args: argparse.Namespace, augment: dict[str, Any] | None = None) -> Path:
@@ -77,8 +84,9 @@ def pretrain_without(args: argparse.Namespace, augment: dict[str, Any] | None = 
 
 
 def run_arms(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Linear and fine-tuning (recipe) from the encoders without the modality, plain fine-tuning from the first of
-    them; then what the labels-per-class protocol shares: scratch, and the encoder with the modality."""
+    """Linear and fine-tuning (recipe) from the encoders without the images, plain fine-tuning and the hybrid arm on
+    the task's unlabelled images from the first of them; then what the labels-per-class protocol shares: scratch, and
+    the encoder of the whole pool."""
     train, val, test = downstream_data(args.task, args.data_dir)
     splits = (train, limit_split(val, VAL_LIMIT["cpu"]), test)
     base = replace(TrainConfig.for_profile("cpu", device="cpu"), **FEW_LABEL_RECIPE)
@@ -88,6 +96,7 @@ def run_arms(args: argparse.Namespace) -> list[dict[str, Any]]:
     variants = [
         (f"without {out}", "recipe", lambda: pretrain_without(args), base, both),
         (f"without {out}", "plain", lambda: pretrain_without(args), plain, ("finetune",)),
+        (f"without {out}", HYBRID_ON_TASK, lambda: pretrain_without(args), base, ("hybrid",)),
         (f"without {out}, intensity", "recipe", lambda: pretrain_without(args, TRAVEL_AUGMENT), base, both),
         ("none", "-", lambda: args.with_pool, base, ("scratch",)),
         (WHOLE_POOL, "recipe", lambda: args.with_pool, base, both),
@@ -99,7 +108,7 @@ def run_arms(args: argparse.Namespace) -> list[dict[str, Any]]:
         name = "scratch" if encoder == "none" else f"{encoder} {recipe}".replace(",", "")
         folder = Path(args.runs) / name.replace(" ", "_").replace("/", "-")
         pretrained = load_pretrained(checkpoint(), "cpu")
-        done = run_label_efficiency(args.task, splits, pretrained, config, folder, arms=arms, **common)
+        done = run_label_efficiency(args.task, splits, pretrained, config, folder, arms=arms, pool=train, **common)
         records += [dict(r, encoder=encoder, recipe=recipe) for r in done]
     return records
 
@@ -144,8 +153,9 @@ def write_tables(records: list[dict[str, Any]], args: argparse.Namespace) -> Non
         "",
         f"OMP_NUM_THREADS=1. The encoder of the *{WHOLE_POOL}* is the cpu recipe pretrained on all of it; *without* "
         "the same recipe, the same number of steps, on the pool without the images named (a modality, a source or "
-        f"a class tag). Fine-tuning with the few-label recipe ({FEW_LABEL_RECIPE}) and plain; scratch is the same "
-        "runs in every row. Test AUC, mean ± std over seeds; the gains are paired by seed.",
+        f"a class tag). Fine-tuning with the few-label recipe ({FEW_LABEL_RECIPE}) and plain; *{HYBRID_ON_TASK}*: the "
+        "hybrid arm (recipe) with the task's training images, labels unused, as its unlabelled side. Scratch is the "
+        "same runs in every row. Test AUC, mean ± std over seeds; the gains are paired by seed.",
         label_efficiency_markdown(sorted_records(named)),
     ]
     (RESULTS / "leave_one_out.md").write_text("\n".join(text) + "\n")
