@@ -156,6 +156,8 @@ def write_tables(records: list[dict[str, Any]], args: argparse.Namespace) -> Non
         f"a class tag). Fine-tuning with the few-label recipe ({FEW_LABEL_RECIPE}) and plain; *{HYBRID_ON_TASK}*: the "
         "hybrid arm (recipe) with the task's training images, labels unused, as its unlabelled side. Scratch is the "
         "same runs in every row. Test AUC, mean ± std over seeds; the gains are paired by seed.",
+        "",
+        f"## {args.task}: every pool and recipe",
         label_efficiency_markdown(sorted_records(named)),
     ]
     (RESULTS / "leave_one_out.md").write_text("\n".join(text) + "\n")
